@@ -1,0 +1,36 @@
+"""emoser: speech emotion recognition from raw waveforms, the companion package of the course.
+
+The package mirrors the book: each module belongs to the chapters that teach it.
+
+========================  ================================================
+module                    chapter
+========================  ================================================
+``emoser.data``           01 The data (finding, loading, downloading TESS)
+``emoser.frames``         02 Normalizing and framing
+``emoser.lstm``           03 The LSTM cell, 04 The LSTM layer
+``emoser.model``          05 AudioNet
+``emoser.train``          06 Training, 07 Evaluation
+``emoser.splits``         02, 10 (stratified, speaker and word-disjoint splits)
+``emoser.plots``          every chapter's figures
+``emoser.original``       08 Speed, 09 What went wrong (the original, defects included)
+``emoser.notebook``       every chapter's setup cell
+========================  ================================================
+
+A chapter needs one import: ``import emoser``; the submodules below are loaded with it.
+"""
+
+__version__ = "0.1.0"
+
+from . import data, frames, lstm, model, notebook, original, plots, splits, train  # noqa: E402
+from .frames import FrameDataset, Normalizer, collate_frames, frame_signal, ms_to_samples  # noqa: E402
+from .lstm import LstmCell, LstmLayer  # noqa: E402
+from .model import AudioNet  # noqa: E402
+from .train import device, evaluate, fit, load_checkpoint, save_checkpoint, set_seed  # noqa: E402
+
+__all__ = [
+    "__version__",
+    "data", "frames", "lstm", "model", "notebook", "original", "plots", "splits", "train",
+    "FrameDataset", "Normalizer", "collate_frames", "frame_signal", "ms_to_samples",
+    "LstmCell", "LstmLayer", "AudioNet",
+    "device", "evaluate", "fit", "load_checkpoint", "save_checkpoint", "set_seed",
+]

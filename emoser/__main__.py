@@ -1,0 +1,7 @@
+"""``python -m emoser``: see :mod:`emoser.cli`.
+
+Chapter: chapters/12_your_voice.ipynb
+"""
+from .cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,145 @@
+"""Where the TESS recordings come from: the one place that documents the resolution order.
+
+:func:`resolve_data_dir` looks, in this order, at
+
+1. an explicit ``path`` argument;
+2. the environment variable ``EMOSER_TESS_DIR`` (if it is set, it must point at an existing
+   folder -- a wrong value is an error, never silently replaced by something else);
+3. the per-user cache folder ``<cache>/tess`` holding an earlier download, where ``<cache>`` is
+   ``$EMOSER_CACHE_DIR`` or else ``~/.cache/emoser``;
+4. a download from the Borealis Dataverse into ``<cache>/tess`` -- when asked
+   (``download=True``) or when running in Google Colab (``download=None``);
+5. otherwise :class:`TessNotFoundError`, whose message lists the ways to get the data.
+
+:func:`emoser.data.load_tess` adds one step after 5: with ``allow_standin=True`` it falls back to
+the generated stand-in corpus (:mod:`emoser.data.standin`), loudly labelled as not being TESS.
+
+Chapter: chapters/01_data.ipynb
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+__all__ = [
+    "DEFAULT_RATE",
+    "ENV_TESS_DIR",
+    "ENV_CACHE_DIR",
+    "TessNotFoundError",
+    "cache_dir",
+    "in_colab",
+    "resolve_data_dir",
+    "how_to_get_tess",
+]
+
+#: TESS's native sampling rate in Hz; the course's working rate.
+DEFAULT_RATE = 24414
+#: Environment variable naming a folder that holds TESS recordings.
+ENV_TESS_DIR = "EMOSER_TESS_DIR"
+#: Environment variable overriding the per-user cache folder (default ``~/.cache/emoser``).
+ENV_CACHE_DIR = "EMOSER_CACHE_DIR"
+
+
+class TessNotFoundError(FileNotFoundError):
+    """No TESS copy was found and no download was requested."""
+
+
+def cache_dir() -> Path:
+    """Return the per-user cache folder (not created here).
+
+    ``$EMOSER_CACHE_DIR`` if set, else ``~/.cache/emoser``. Downloads go to ``<cache>/tess``,
+    the stand-in corpus to ``<cache>/standin``, decoded-audio caches to ``<cache>/decoded``.
+
+    Returns:
+        Path: the cache folder.
+
+    Chapter: chapters/01_data.ipynb
+    """
+    env = os.environ.get(ENV_CACHE_DIR, "").strip()
+    if env:
+        return Path(env).expanduser()
+    return Path.home() / ".cache" / "emoser"
+
+
+def in_colab() -> bool:
+    """Return True when running inside Google Colab.
+
+    Chapter: chapters/01_data.ipynb
+    """
+    return "google.colab" in sys.modules or "COLAB_RELEASE_TAG" in os.environ
+
+
+def how_to_get_tess() -> str:
+    """Return the instructions printed when no TESS copy can be found.
+
+    Chapter: chapters/01_data.ipynb
+    """
+    tess = cache_dir() / "tess"
+    return (
+        "No TESS recordings found. Any one of these gets them:\n"
+        "  1. download once into the cache (about 270 MB, checksum-verified):\n"
+        "       python -c \"import emoser.data as d; d.download_tess()\"\n"
+        f"     (goes to {tess}; set {ENV_CACHE_DIR} to use another cache folder)\n"
+        "  2. point emoser at a copy you already have (any folder layout works):\n"
+        f"       export {ENV_TESS_DIR}=/path/to/TESS\n"
+        "  3. or pass the folder explicitly:\n"
+        "       emoser.data.load_tess(path='/path/to/TESS')\n"
+        "TESS: Dupuis & Pichora-Fuller, University of Toronto, 2010, doi:10.5683/SP2/E8H2MF, "
+        "licence CC BY-NC-ND 4.0."
+    )
+
+
+def _nonempty_dir(path: Path) -> bool:
+    try:
+        return path.is_dir() and any(path.iterdir())
+    except OSError:
+        return False
+
+
+def resolve_data_dir(path: str | os.PathLike | None = None, download: bool | None = None,
+                     *, progress: bool = True) -> Path:
+    """Find the folder holding the TESS recordings.
+
+    Order: ``path``; else ``$EMOSER_TESS_DIR``; else ``<cache>/tess`` (``<cache>`` is
+    ``$EMOSER_CACHE_DIR`` or ``~/.cache/emoser``) from an earlier download; else a download into
+    ``<cache>/tess`` when ``download`` is True, or when it is None and we run in Colab; else
+    :class:`TessNotFoundError` with instructions.
+
+    Args:
+        path: explicit folder; must exist.
+        download (bool | None): True downloads if nothing is found, False never downloads,
+            None (default) downloads only in Colab.
+        progress (bool): show a progress bar while downloading.
+
+    Returns:
+        Path: an existing folder (recordings may be nested anywhere below it).
+
+    Raises:
+        FileNotFoundError: ``path`` or ``$EMOSER_TESS_DIR`` names a missing folder.
+        TessNotFoundError: nothing found and no download requested.
+
+    Chapter: chapters/01_data.ipynb
+    """
+    if path is not None:
+        p = Path(path).expanduser()
+        if not p.is_dir():
+            raise FileNotFoundError(
+                f"TESS folder {p} (given as path=) does not exist or is not a folder")
+        return p
+    env = os.environ.get(ENV_TESS_DIR, "").strip()
+    if env:
+        p = Path(env).expanduser()
+        if not p.is_dir():
+            raise FileNotFoundError(
+                f"{ENV_TESS_DIR}={env} does not exist or is not a folder; "
+                "fix or unset the variable")
+        return p
+    cached = cache_dir() / "tess"
+    if _nonempty_dir(cached):
+        return cached
+    if download or (download is None and in_colab()):
+        from .download import download_tess
+        return download_tess(cached, progress=progress)
+    raise TessNotFoundError(how_to_get_tess())

@@ -1,0 +1,288 @@
+"""Downloading TESS from the Borealis Dataverse: resumable, safely extracted, checksum-verified.
+
+The archive is streamed to ``<target>.download.part`` beside the target folder (an interrupted
+transfer resumes from there with an HTTP Range request, or restarts if the server cannot resume),
+extracted into a temporary folder beside the target (entries with absolute paths, ``..``
+components or links are refused), every recording is checked against the shipped SHA-256 list,
+sorted into ``<target>/<SPEAKER>_<emotion>/<file>``, and only then moved into place with one
+atomic rename. A failure leaves no half-made data folder behind.
+
+Chapter: chapters/01_data.ipynb
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import shutil
+import stat
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import zipfile
+from pathlib import Path
+
+from .config import cache_dir
+from .tess import SPEAKERS, _candidate_files, parse_name
+from .verify import load_checksums, sha256_file
+
+__all__ = ["TESS_DOI", "TESS_URL", "DownloadError", "UnsafeArchiveError", "ChecksumError",
+           "download_tess"]
+
+#: DOI of the Toronto Emotional Speech Set (Dupuis & Pichora-Fuller, 2010; CC BY-NC-ND 4.0).
+TESS_DOI = "10.5683/SP2/E8H2MF"
+#: Dataverse API URL returning the whole data set as one zip archive (about 270 MB).
+TESS_URL = ("https://borealisdata.ca/api/access/dataset/:persistentId/"
+            f"?persistentId=doi:{TESS_DOI}")
+
+_MANUAL = (f"Alternatively download TESS by hand from https://doi.org/{TESS_DOI}, unpack it "
+           "anywhere and set EMOSER_TESS_DIR to that folder.")
+_MAX_UNPACKED = 8 << 30  # refuse archives claiming more than 8 GiB unpacked
+_MAX_NESTING = 3
+
+
+class DownloadError(RuntimeError):
+    """The download failed; the message says what failed and what was kept."""
+
+
+class UnsafeArchiveError(DownloadError):
+    """An archive entry would land outside the extraction folder (absolute path, ``..``, link)."""
+
+
+class ChecksumError(DownloadError):
+    """Extracted recordings do not match the published checksums (or some are missing)."""
+
+
+class _TransferError(Exception):
+    """A transient transfer problem worth retrying (connection dropped, cut off, 5xx)."""
+
+
+def _total_from_content_range(value: str | None) -> int | None:
+    m = re.search(r"/(\d+)\s*$", value or "")
+    return int(m.group(1)) if m else None
+
+
+def _fetch_once(url: str, part: Path, progress: bool, timeout: float) -> None:
+    have = part.stat().st_size if part.exists() else 0
+    headers = {"User-Agent": "emoser (course package; python urllib)"}
+    if have:
+        headers["Range"] = f"bytes={have}-"
+    try:
+        resp = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 416 and have:
+            if _total_from_content_range(exc.headers.get("Content-Range")) == have:
+                return  # the part file is already complete
+            part.unlink()
+            raise _TransferError("server refused to resume; restarting from the beginning")
+        if exc.code >= 500:
+            raise _TransferError(f"HTTP {exc.code} {exc.reason}")
+        raise DownloadError(f"{url}: HTTP {exc.code} {exc.reason}. {_MANUAL}") from exc
+    except (urllib.error.URLError, OSError) as exc:
+        raise _TransferError(f"cannot connect: {getattr(exc, 'reason', exc)}")
+    with resp:
+        length = resp.headers.get("Content-Length")
+        length = int(length) if length and length.isdigit() else None
+        if have and resp.status == 206:
+            mode, total = "ab", _total_from_content_range(resp.headers.get("Content-Range"))
+        else:  # the server sent everything again
+            mode, have, total = "wb", 0, length
+        got = 0
+        from tqdm.auto import tqdm
+        bar_opts = {} if progress else {"disable": True}  # TQDM_DISABLE still applies
+        with open(part, mode) as fh, tqdm(total=total, initial=have, unit="B", unit_scale=True,
+                                          desc="TESS", **bar_opts) as bar:
+            while True:
+                try:
+                    chunk = resp.read(1 << 16)
+                except (http.client.HTTPException, OSError) as exc:
+                    raise _TransferError(f"connection lost after {have + got} bytes ({exc!r})")
+                if not chunk:
+                    break
+                fh.write(chunk)
+                got += len(chunk)
+                bar.update(len(chunk))
+    if length is not None and got < length:
+        raise _TransferError(f"transfer cut off after {have + got} of {have + length} bytes")
+
+
+def _fetch(url: str, part: Path, progress: bool, retries: int, timeout: float,
+           backoff: float) -> None:
+    sidecar = part.with_name(part.name + ".json")
+    try:
+        previous = json.loads(sidecar.read_text())["url"] if sidecar.exists() else None
+    except (OSError, ValueError, KeyError):
+        previous = None
+    if part.exists() and previous != url:
+        part.unlink()  # a part file from another URL cannot be resumed
+    sidecar.write_text(json.dumps({"url": url}))
+    for attempt in range(retries + 1):
+        try:
+            _fetch_once(url, part, progress, timeout)
+            return
+        except _TransferError as exc:
+            last = exc
+            if attempt < retries:
+                time.sleep(backoff * 2 ** attempt)
+    kept = part.stat().st_size if part.exists() else 0
+    raise DownloadError(
+        f"downloading {url} failed after {retries + 1} attempt(s): {last}. "
+        f"{kept} bytes are kept in {part}; calling download_tess() again resumes "
+        f"(delete that file to start over). No data folder was created. {_MANUAL}")
+
+
+def _check_member(info: zipfile.ZipInfo, archive: Path) -> None:
+    name = info.filename.replace("\\", "/")
+    if name.startswith("/") or re.match(r"^[A-Za-z]:", name) or ".." in name.split("/"):
+        raise UnsafeArchiveError(f"{archive.name}: entry {info.filename!r} would be extracted "
+                                 "outside the target folder; archive refused")
+    if stat.S_ISLNK(info.external_attr >> 16):
+        raise UnsafeArchiveError(f"{archive.name}: entry {info.filename!r} is a symbolic link; "
+                                 "archive refused")
+
+
+def _safe_extract(archive: Path, dest: Path, depth: int = 0) -> None:
+    """Extract ``archive`` into ``dest`` after checking every entry; unpack nested zips too."""
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            infos = zf.infolist()
+            for info in infos:
+                _check_member(info, archive)
+            if sum(i.file_size for i in infos) > _MAX_UNPACKED:
+                raise UnsafeArchiveError(f"{archive.name}: claims more than 8 GiB unpacked; refused")
+            dest.mkdir(parents=True, exist_ok=True)
+            root = dest.resolve()
+            for info in infos:
+                if not (dest / info.filename).resolve().is_relative_to(root):
+                    raise UnsafeArchiveError(f"{archive.name}: entry {info.filename!r} escapes "
+                                             "the target folder; archive refused")
+                zf.extract(info, dest)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as exc:
+        raise DownloadError(f"{archive.name} is not a complete zip archive ({exc})") from exc
+    if depth < _MAX_NESTING:
+        for inner in sorted(dest.rglob("*.zip")):
+            _safe_extract(inner, inner.with_name(inner.stem + "_unzipped"), depth + 1)
+            inner.unlink()
+
+
+def _collect(extracted: Path, staging: Path, table: dict, require_complete: bool) -> int:
+    """Verify the extracted recordings and move them into ``staging/<SPEAKER>_<emotion>/``."""
+    found: dict[str, Path] = {}
+    altered, unknown = [], []
+    by_digest = {c.sha256: name for name, c in table.items()}
+    for path in _candidate_files(extracted):
+        entry = table.get(path.name)
+        if entry is None:
+            if path.name.split("_", 1)[0].upper() in SPEAKERS + ("OA",):
+                # a published file under another name is still that file: install it by its
+                # published name, so that verify() recognises it later
+                name = by_digest.get(sha256_file(path))
+                if name is None:
+                    unknown.append(path)
+                elif name not in found:
+                    found[name] = path
+            continue
+        if path.stat().st_size != entry.bytes or sha256_file(path) != entry.sha256:
+            altered.append(path)
+        elif path.name not in found:
+            found[path.name] = path  # identical extra copies (nested extractions) are dropped
+    problems = []
+    if altered:
+        problems.append(f"{len(altered)} file(s) differ from the published checksums: "
+                        + ", ".join(str(p.relative_to(extracted)) for p in altered[:5]))
+    if unknown:
+        problems.append(f"{len(unknown)} recording(s) not in the checksum list: "
+                        + ", ".join(str(p.relative_to(extracted)) for p in unknown[:5]))
+    missing = sorted(set(table) - set(found))
+    if missing and require_complete:
+        note = ""
+        if any(extracted.rglob("MANIFEST.TXT")):
+            note = " (see MANIFEST.TXT in the archive: the server may have left files out)"
+        problems.append(f"{len(missing)} of {len(table)} published recordings are missing from "
+                        f"the archive{note}: " + ", ".join(missing[:5]))
+    if problems:
+        raise ChecksumError("download rejected, nothing was installed: " + "; ".join(problems))
+    for name, path in found.items():
+        speaker, _word, emotion = parse_name(name)
+        folder = staging / f"{speaker}_{emotion}"
+        folder.mkdir(parents=True, exist_ok=True)
+        os.replace(path, folder / name)
+    return len(found)
+
+
+def download_tess(target: str | os.PathLike | None = None, url: str = TESS_URL,
+                  progress: bool = True, *, checksums: str | os.PathLike | dict | None = None,
+                  force: bool = False, retries: int = 3, timeout: float = 60.0,
+                  backoff: float = 1.0, require_complete: bool = True) -> Path:
+    """Download TESS, verify every recording, and install it atomically.
+
+    Args:
+        target: destination folder (default ``<cache>/tess``, see :func:`cache_dir`). Must not
+            exist yet, or be empty, unless ``force``; an existing non-empty one is returned as is.
+        url (str): archive URL (default: the Borealis Dataverse API for doi:10.5683/SP2/E8H2MF).
+        progress (bool): show a tqdm progress bar (``TQDM_DISABLE=1`` also hides it).
+        checksums: checksum list (default: the shipped ``tess-sha256.tsv``).
+        force (bool): replace an existing target (only after the new copy verified).
+        retries (int): extra attempts after a dropped or cut-off transfer (each resumes).
+        timeout (float): socket timeout in seconds.
+        backoff (float): seconds before the first retry (doubling each time).
+        require_complete (bool): every file in the checksum list must be in the archive.
+
+    Returns:
+        Path: the installed folder, laid out as ``<SPEAKER>_<emotion>/<file>``.
+
+    Raises:
+        DownloadError: transfer failed (the partial file is kept for resuming), or the archive
+            is broken; UnsafeArchiveError / ChecksumError (subclasses) for unsafe entries or
+            recordings that do not match the published checksums.
+
+    Chapter: chapters/01_data.ipynb
+    """
+    target = Path(target).expanduser() if target is not None else cache_dir() / "tess"
+    if target.exists() and not target.is_dir():
+        raise DownloadError(f"{target} exists and is not a folder")
+    if target.is_dir() and any(target.iterdir()) and not force:
+        return target
+    table = load_checksums(checksums)
+    parent = target.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    part = parent / f".{target.name}.download.part"
+    _fetch(url, part, progress, retries, timeout, backoff)
+
+    work = Path(tempfile.mkdtemp(prefix=f".{target.name}-work-", dir=parent))
+    try:
+        try:
+            _safe_extract(part, work / "extracted")
+            staging = work / "staging"
+            staging.mkdir()
+            n = _collect(work / "extracted", staging, table, require_complete)
+        except DownloadError:
+            part.unlink(missing_ok=True)  # the content is bad: resuming it cannot help
+            part.with_name(part.name + ".json").unlink(missing_ok=True)
+            raise
+        (staging / "TESS-SOURCE.txt").write_text(
+            "Toronto Emotional Speech Set (TESS), Kate Dupuis and M. Kathleen Pichora-Fuller,\n"
+            f"University of Toronto, 2010. doi:{TESS_DOI}. Licence: CC BY-NC-ND 4.0.\n"
+            f"Downloaded from {url} on {time.strftime('%Y-%m-%d')}; {n} recordings verified "
+            "against their published SHA-256 checksums by emoser.\n")
+        old = None
+        if target.is_dir():
+            if any(target.iterdir()):
+                old = work / "previous"
+                os.replace(target, old)
+            else:
+                target.rmdir()
+        try:
+            os.replace(staging, target)
+        except OSError:
+            if old is not None:
+                os.replace(old, target)
+            raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    part.unlink(missing_ok=True)
+    part.with_name(part.name + ".json").unlink(missing_ok=True)
+    return target

@@ -1,0 +1,251 @@
+"""An offline STAND-IN for TESS: a small generated corpus with TESS's naming and layout.
+
+When no TESS copy can be had, the course still runs on this corpus: two synthetic speakers
+(YAF, OAF) say "Say the word ..." for 40 words in all seven emotions. Speech comes from the
+eSpeak NG library bundled in the ``espeakng-loader`` wheel (GPL-3.0; called through ctypes, not
+vendored); if it cannot be loaded, a small glottal-pulse + formant synthesizer is used instead.
+Each emotion is a prosody profile (speaking rate, mean pitch, pitch range, loudness) with random
+per-utterance jitter so that the classes overlap: learnable, not trivial.
+
+Numbers measured on it are NOT TESS results; :func:`emoser.data.load_tess` labels them so.
+
+Chapter: chapters/01_data.ipynb
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from . import _espeak
+from ._espeak import Espeak, synthesize
+from .config import DEFAULT_RATE, cache_dir
+from .tess import EMOTIONS, SPEAKERS, normalize_emotion, normalize_speaker
+
+__all__ = ["STANDIN_WORDS", "MARKER", "make_standin_corpus", "standin_info", "standin_source"]
+
+#: Words of the stand-in corpus (ordinary English words, as in TESS's carrier phrase).
+STANDIN_WORDS = (
+    "back", "bar", "base", "bath", "bean", "beg", "bite", "boat", "bone", "book",
+    "burn", "cab", "calm", "came", "cause", "chain", "chair", "chalk", "check", "cheek",
+    "chief", "cool", "date", "dead", "deep", "dime", "dip", "dog", "door", "fall",
+    "far", "fat", "fit", "five", "food", "gas", "gaze", "gin", "goal", "good",
+)
+#: Marker file written into a generated corpus (its presence labels a folder as stand-in).
+MARKER = "STANDIN.json"
+_VERSION = 1
+
+# emotion -> mean (rate in words/min, pitch 0-100, pitch range 0-100, volume 0-200)
+_PROFILES = {
+    "angry": (175, 48, 60, 135), "disgust": (140, 40, 50, 100), "fear": (195, 62, 30, 95),
+    "happy": (180, 58, 65, 110), "neutral": (160, 48, 40, 100), "ps": (165, 66, 85, 110),
+    "sad": (148, 44, 28, 88),
+}
+_JITTER = (22.0, 9.0, 16.0, 18.0)  # per-utterance standard deviations: the classes overlap
+_LOW, _HIGH = (90, 5, 0, 30), (260, 95, 100, 190)  # limits of the eSpeak NG parameters we use
+# speaker -> (eSpeak voice, pitch offset, rate offset)
+_SPEAKER_VOICES = {"YAF": ("en-us+f3", 6, 0), "OAF": ("en-us+f4", -6, -10)}
+
+
+_VOWELS = {  # rough first three formants (Hz) of vowel letters
+    "a": (800, 1250, 2600), "e": (550, 1900, 2600), "i": (350, 2300, 3000),
+    "o": (550, 900, 2500), "u": (380, 1000, 2400), "y": (400, 2100, 2900),
+}
+
+
+def _formant_say(word: str, rate: float, pitch: float, prange: float, volume: float,
+                 voice_shift: float, sr: int, rng: np.random.Generator) -> np.ndarray:
+    """Fallback voice: glottal pulses with an F0 contour through formant resonators."""
+    from scipy.signal import lfilter
+
+    syllables = ["ay", "e", "o", word]  # "say the word <word>"
+    out = []
+    f0_mean = 120 + 1.8 * pitch + voice_shift
+    for k, syl in enumerate(syllables):
+        vowel = next((c for c in syl if c in _VOWELS), "a")
+        dur = (0.16 if k < 3 else 0.35) * 175.0 / rate
+        n = int(dur * sr)
+        t = np.arange(n) / sr
+        accent = (prange / 100.0) * 0.45 * (1 if k in (0, 3) else -0.3)
+        f0 = f0_mean * (1 + accent * np.sin(np.pi * t / dur)) * (1 - 0.08 * k / 3)
+        phase = np.cumsum(f0 / sr)
+        src = (np.diff(np.floor(phase), prepend=0) > 0).astype(np.float64)
+        src = lfilter([1.0], [1, -0.97], src)  # glottal roll-off
+        for f, bw in zip(_VOWELS[vowel], (80, 100, 140)):
+            r = np.exp(-np.pi * bw / sr)
+            src = lfilter([1 - r], [1, -2 * r * np.cos(2 * np.pi * f / sr), r * r], src)
+        env = np.minimum(1, np.minimum(t / 0.02, (dur - t) / 0.04))
+        burst = rng.normal(0, 0.3, int(0.04 * sr)) * np.hanning(int(0.04 * sr))
+        out += [burst, src * env]
+    wave = np.concatenate(out)
+    return (wave / (np.abs(wave).max() + 1e-9) * 0.5 * volume / 100).astype(np.float32)
+
+
+def _engine(requested: str):
+    """Return ("espeak", _Espeak) or ("formant", None)."""
+    if requested not in ("auto", "espeak", "formant"):
+        raise ValueError(f"engine must be 'auto', 'espeak' or 'formant', not {requested!r}")
+    if requested == "formant":
+        return "formant", None
+    try:
+        return "espeak", Espeak.get()
+    except Exception as exc:  # library missing or unusable here
+        if requested == "espeak":
+            raise OSError(f"eSpeak NG (espeakng-loader) is not usable here: {exc}") from exc
+        return "formant", None
+
+
+def standin_info(folder: str | os.PathLike) -> dict | None:
+    """Return the stand-in marker of ``folder`` (a dict), or None if it is not a stand-in corpus.
+
+    Chapter: chapters/01_data.ipynb
+    """
+    try:
+        return json.loads((Path(folder) / MARKER).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def standin_source(folder: str | os.PathLike | None = None) -> str:
+    """The label printed with every result on the stand-in corpus.
+
+    Chapter: chapters/01_data.ipynb
+    """
+    info = standin_info(folder) if folder is not None else None
+    engine = (info or {}).get("engine_name", "eSpeak NG")
+    return f"STAND-IN synthetic corpus ({engine}), not TESS"
+
+
+def make_standin_corpus(folder: str | os.PathLike | None = None, *, words=None,
+                        speakers=SPEAKERS, emotions=EMOTIONS, seed: int = 0,
+                        rate: int = DEFAULT_RATE, engine: str = "auto",
+                        force: bool = False) -> Path:
+    """Generate (once) the offline stand-in corpus and return its folder.
+
+    Layout and names follow TESS: ``<folder>/YAF_happy/YAF_back_happy.wav``. Generation is
+    deterministic (``seed``); a folder already holding a corpus made with the same settings is
+    reused. Prosody per emotion: happy is faster, higher and wider in pitch, louder; sad is
+    slower, lower, narrower, quieter; every utterance gets random jitter so classes overlap.
+
+    Args:
+        folder: where to build it (default ``<cache>/standin``, see :func:`cache_dir`).
+        words: the target words (default :data:`STANDIN_WORDS`, 40 words).
+        speakers / emotions: which groups to generate (default: both speakers, all emotions).
+        seed (int): random seed of the prosody jitter.
+        rate (int): sampling rate of the written files (default 24414, as TESS).
+        engine (str): "auto" (eSpeak NG if usable, else formant synthesizer), "espeak", "formant".
+        force (bool): rebuild even if an identical corpus exists.
+
+    Returns:
+        Path: the corpus folder (contains ``STANDIN.json`` describing it).
+
+    Raises:
+        FileExistsError: ``folder`` is a non-empty folder that is not a stand-in corpus.
+
+    Chapter: chapters/01_data.ipynb
+    """
+    folder = Path(folder).expanduser() if folder is not None else cache_dir() / "standin"
+    words = tuple(str(w).lower() for w in (STANDIN_WORDS if words is None else words))
+    if not words or any(not w.isalpha() for w in words):
+        raise ValueError(f"stand-in words must be non-empty alphabetic words, not {words!r}")
+    speakers = tuple(normalize_speaker(s) for s in speakers)
+    emotions = tuple(normalize_emotion(e) for e in emotions)
+    kind, synth = _engine(engine)
+    engine_name = f"eSpeak NG {synth.version}" if synth else "formant synthesizer"
+    settings = {"version": _VERSION, "words": list(words), "speakers": list(speakers),
+                "emotions": list(emotions), "seed": seed, "rate": rate, "engine": kind}
+    info = standin_info(folder)
+    if info is not None and not force and info.get("settings") == settings:
+        return folder
+    if folder.exists() and info is None and any(folder.iterdir()):
+        raise FileExistsError(f"{folder} is not empty and holds no {MARKER}; "
+                              "refusing to overwrite it with a stand-in corpus")
+
+    # the prosody of every utterance, drawn in a fixed order from one seeded generator
+    rng = np.random.default_rng(seed)
+    plan = []
+    for speaker in speakers:
+        voice, pitch_shift, rate_shift = _SPEAKER_VOICES[speaker]
+        for emotion in emotions:
+            mean = np.array(_PROFILES[emotion], float) + (rate_shift, pitch_shift, 0, 0)
+            for word in words:
+                jittered = mean + rng.normal(0, 1, 4) * _JITTER
+                wpm, pitch, prange, vol = (round(float(v)) for v in np.clip(jittered, _LOW, _HIGH))
+                plan.append((speaker, emotion, word, voice, pitch_shift, wpm, pitch, prange, vol))
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{folder.name}-build-", dir=folder.parent))
+    try:
+        if synth is not None:
+            jobs = [(f"Say the word {p[2]}.", p[3], *p[5:]) for p in plan]
+            voiced, isolated = _espeak_in_fresh_process(jobs, work)
+        else:
+            voiced, isolated = [], True
+            for i, (_s, _e, word, _v, shift, wpm, pitch, prange, vol) in enumerate(plan):
+                urng = np.random.default_rng([seed, i])
+                voiced.append((_formant_say(word, wpm, pitch, prange, vol, 3 * shift, 22050,
+                                            urng), 22050))
+        for i, ((speaker, emotion, word, *_), (wave, sr)) in enumerate(zip(plan, voiced)):
+            sub = work / f"{speaker}_{emotion}"
+            sub.mkdir(exist_ok=True)
+            wave = _finish(wave, sr, rate, np.random.default_rng([seed, i, 1]))
+            sf.write(sub / f"{speaker}_{word}_{emotion}.wav", wave, rate, subtype="PCM_16")
+        (work / MARKER).write_text(json.dumps({
+            "settings": settings, "engine_name": engine_name, "files": len(plan),
+            "deterministic": isolated,
+            "source": f"STAND-IN synthetic corpus ({engine_name}), not TESS",
+            "note": "Generated by emoser.data.make_standin_corpus; not recordings of people."},
+            indent=1))
+        os.chmod(work, 0o755)  # mkdtemp made it private; the corpus is ordinary data
+        if folder.exists():
+            shutil.rmtree(folder)
+        try:
+            os.replace(work, folder)
+        except OSError:  # another process finished the same build first
+            if (standin_info(folder) or {}).get("settings") != settings:
+                raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return folder
+
+
+def _espeak_in_fresh_process(jobs: list, work: Path) -> tuple[list, bool]:
+    """Synthesize in a new interpreter (bit-for-bit reproducible, see :mod:`._espeak`); if no
+    process can be started, synthesize here (same sound, not bit-identical between builds)."""
+    jobs_file, out_file = work / "jobs.json", work / "voiced.npz"
+    jobs_file.write_text(json.dumps(jobs))
+    try:
+        # run the file by path, from the work folder: nothing of the caller's is imported
+        code = "import runpy, sys; runpy.run_path(sys.argv[1], run_name='__main__')"
+        subprocess.run([sys.executable, "-c", code, str(Path(_espeak.__file__)), str(jobs_file),
+                        str(out_file)], cwd=work, check=True, capture_output=True, timeout=600)
+        with np.load(out_file) as z:
+            samples, lengths, sr = z["samples"], z["lengths"], int(z["rate"])
+        ints, isolated = np.split(samples, np.cumsum(lengths)[:-1]), True
+    except (OSError, subprocess.SubprocessError, ValueError, KeyError):
+        ints, sr = synthesize(jobs)
+        isolated = False
+    finally:
+        jobs_file.unlink(missing_ok=True)
+        out_file.unlink(missing_ok=True)
+    return [(w.astype(np.float32) / 32768.0, sr) for w in ints], isolated
+
+
+def _finish(wave: np.ndarray, sr: int, rate: int, rng: np.random.Generator) -> np.ndarray:
+    """Resample, add recording-like silence, gain jitter and a faint noise floor."""
+    from .audio import _resample
+
+    if sr != rate:
+        wave = _resample(wave, sr, rate)
+    lead, tail = (int(rng.uniform(a, b) * rate) for a, b in ((0.08, 0.35), (0.05, 0.25)))
+    wave = np.concatenate([np.zeros(lead, np.float32), wave, np.zeros(tail, np.float32)])
+    wave = wave * np.float32(10 ** (rng.normal(0, 2.5) / 20))
+    wave = wave + rng.normal(0, 3e-4, len(wave)).astype(np.float32)
+    return np.clip(wave, -0.99, 0.99)

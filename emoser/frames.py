@@ -1,0 +1,302 @@
+"""Normalization, framing and batching of raw waveforms.
+
+A waveform of arbitrary length becomes a sequence of equal-length frames
+(``T × D``); a batch of such sequences is zero-padded to ``N × T × D`` and
+travels together with the true lengths ``N``.
+
+Chapter: chapters/02_framing.ipynb
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+__all__ = [
+    "ms_to_samples",
+    "Normalizer",
+    "frame_signal",
+    "pad_sequences",
+    "FrameDataset",
+    "collate_frames",
+]
+
+
+def ms_to_samples(ms: float, rate: int) -> int:
+    """Convert a duration in milliseconds into a number of samples.
+
+    Rounds half up to the nearest integer and never returns less than 1.
+
+    Chapter: chapters/02_framing.ipynb
+
+    Args:
+        ms (float): Duration in milliseconds (> 0).
+        rate (int): Sampling rate in Hz (> 0).
+
+    Returns:
+        int: Number of samples, e.g. ``ms_to_samples(20, 24414) == 488``.
+
+    Raises:
+        ValueError: If ``ms`` or ``rate`` is not positive.
+    """
+    if not ms > 0:
+        raise ValueError(f"ms must be positive, got {ms!r}")
+    if not rate > 0:
+        raise ValueError(f"rate must be a positive number of Hz, got {rate!r}")
+    return max(1, int(math.floor(ms * rate / 1000.0 + 0.5)))
+
+
+def _as_numpy(wave) -> np.ndarray:
+    if isinstance(wave, torch.Tensor):
+        return wave.detach().cpu().numpy()
+    return np.asarray(wave)
+
+
+@dataclass(frozen=True)
+class Normalizer:
+    """Scalar standardization ``(wave - mean) / std``.
+
+    Fit it on the training waveforms only (:meth:`fit`), then apply the same
+    statistics to every set: fitting on all data leaks the test set.
+
+    Chapter: chapters/02_framing.ipynb
+
+    Attributes:
+        mean (float): Mean of all training samples.
+        std (float): Standard deviation (population, ``ddof=0``) of all training samples.
+    """
+
+    mean: float
+    std: float
+
+    def __post_init__(self):
+        if not (math.isfinite(self.mean) and math.isfinite(self.std)) or self.std <= 0:
+            raise ValueError(
+                f"Normalizer needs a finite mean and a positive finite std, got "
+                f"mean={self.mean!r}, std={self.std!r}"
+            )
+
+    @classmethod
+    def fit(cls, waves: Iterable | np.ndarray | torch.Tensor) -> "Normalizer":
+        """Compute the scalar mean and std over the concatenation of all waveforms.
+
+        Chapter: chapters/02_framing.ipynb
+
+        Args:
+            waves: A list of 1-D waveforms (arrays or tensors), or one 1-D waveform.
+                Pass the training waveforms only.
+
+        Returns:
+            Normalizer: The fitted statistics (accumulated in float64).
+
+        Raises:
+            ValueError: If there are no samples at all, or all samples are equal (std 0).
+        """
+        if isinstance(waves, (np.ndarray, torch.Tensor)) and _as_numpy(waves).ndim == 1:
+            waves = [waves]
+        arrays = [_as_numpy(w).astype(np.float64, copy=False).ravel() for w in waves]
+        count = sum(a.size for a in arrays)
+        if count == 0:
+            raise ValueError("Normalizer.fit got no samples (empty list or only empty waveforms)")
+        mean = sum(float(a.sum()) for a in arrays) / count
+        var = sum(float(np.square(a - mean).sum()) for a in arrays) / count
+        std = math.sqrt(var)
+        if std == 0:
+            raise ValueError("Normalizer.fit: all samples are equal (std is 0), cannot standardize")
+        return cls(mean=float(mean), std=float(std))
+
+    def apply(self, wave):
+        """Standardize one waveform with the fitted statistics.
+
+        Chapter: chapters/02_framing.ipynb
+
+        Args:
+            wave: 1-D ``np.ndarray`` or ``torch.Tensor``.
+
+        Returns:
+            Same type as ``wave``; floating inputs keep their dtype, integer
+            NumPy input becomes float32.
+        """
+        if isinstance(wave, torch.Tensor):
+            if not wave.is_floating_point():
+                wave = wave.to(torch.float32)
+            return (wave - self.mean) / self.std
+        wave = np.asarray(wave)
+        dtype = wave.dtype if np.issubdtype(wave.dtype, np.floating) else np.float32
+        return ((wave.astype(np.float64) - self.mean) / self.std).astype(dtype)
+
+    __call__ = apply
+
+    def apply_all(self, waves: Iterable) -> list:
+        """Standardize every waveform of a list.
+
+        Chapter: chapters/02_framing.ipynb
+
+        Args:
+            waves: Iterable of 1-D waveforms.
+
+        Returns:
+            list: The standardized waveforms, in order.
+        """
+        return [self.apply(w) for w in waves]
+
+
+def frame_signal(wave, frame_length: int, hop: int | None = None) -> np.ndarray:
+    """Cut a 1-D waveform into equal-length frames.
+
+    Frames start at ``0, hop, 2·hop, …``; the last frame is the first one that
+    reaches the end of the waveform and is zero-padded. ``hop == frame_length``
+    (the default) gives non-overlapping frames, a smaller hop overlapping ones.
+    A waveform shorter than one frame gives a single zero-padded frame.
+
+    Chapter: chapters/02_framing.ipynb
+
+    Args:
+        wave: 1-D ``np.ndarray`` or ``torch.Tensor`` with at least one sample.
+        frame_length (int): Samples per frame (>= 1).
+        hop (int | None): Samples between frame starts (>= 1); ``None`` means ``frame_length``.
+
+    Returns:
+        np.ndarray: ``(n_frames, frame_length)``, same dtype as ``wave``.
+        Example: ``frame_signal(np.arange(7), 3) -> [[0,1,2],[3,4,5],[6,0,0]]``.
+
+    Raises:
+        ValueError: For an empty or non-1-D waveform or a non-positive frame length / hop.
+    """
+    wave = _as_numpy(wave)
+    if wave.ndim != 1:
+        raise ValueError(f"frame_signal expects a 1-D waveform, got shape {wave.shape}")
+    if wave.size == 0:
+        raise ValueError("frame_signal got an empty waveform (0 samples): nothing to frame")
+    frame_length = int(frame_length)
+    hop = frame_length if hop is None else int(hop)
+    if frame_length < 1:
+        raise ValueError(f"frame_length must be >= 1, got {frame_length}")
+    if hop < 1:
+        raise ValueError(f"hop must be >= 1, got {hop}")
+    n = wave.size
+    n_frames = 1 + math.ceil(max(n - frame_length, 0) / hop)
+    n_frames = min(n_frames, math.ceil(n / hop))  # hop > frame_length: no all-zero frame past the end
+    padded = np.zeros((n_frames - 1) * hop + frame_length, dtype=wave.dtype)
+    used = min(n, padded.size)
+    padded[:used] = wave[:used]
+    windows = np.lib.stride_tricks.sliding_window_view(padded, frame_length)[::hop]
+    return np.array(windows[:n_frames], copy=True)  # writable, contiguous
+
+
+def pad_sequences(seqs: Sequence, dtype: torch.dtype = torch.float32, device=None):
+    """Zero-pad a list of frame sequences into one batch tensor.
+
+    Chapter: chapters/02_framing.ipynb
+
+    Args:
+        seqs: List of ``(T_i, D)`` arrays or tensors, all with the same ``D`` and ``T_i >= 1``.
+        dtype (torch.dtype): dtype of the batch. Defaults to ``torch.float32``.
+        device: Where to create the batch (default: CPU).
+
+    Returns:
+        tuple: ``x`` (``N × max(T_i) × D`` tensor, zeros after each sequence's end) and
+        ``lengths`` (``LongTensor`` of the ``T_i``).
+
+    Raises:
+        ValueError: For an empty list, a sequence that is not 2-D or has no frames,
+            or mismatching frame sizes.
+    """
+    if len(seqs) == 0:
+        raise ValueError("pad_sequences got an empty list of sequences")
+    tensors = [s if isinstance(s, torch.Tensor) else torch.as_tensor(np.asarray(s)) for s in seqs]
+    dim = None
+    for k, s in enumerate(tensors):
+        if s.ndim != 2:
+            raise ValueError(f"sequence {k} must be 2-D (frames × frame_length), got shape {tuple(s.shape)}")
+        if s.shape[0] == 0:
+            raise ValueError(f"sequence {k} has no frames")
+        if dim is None:
+            dim = s.shape[1]
+        elif s.shape[1] != dim:
+            raise ValueError(f"sequence {k} has frames of {s.shape[1]} samples, sequence 0 has {dim}")
+    lengths = torch.tensor([s.shape[0] for s in tensors], dtype=torch.long)
+    x = torch.zeros(len(tensors), int(lengths.max()), dim, dtype=dtype, device=device)
+    for k, s in enumerate(tensors):
+        x[k, : s.shape[0]] = s
+    return x, lengths
+
+
+class FrameDataset(Dataset):
+    """Waveforms turned into frame sequences once, up front.
+
+    Each item is ``(frames, label)`` with ``frames`` a ``T_i × frame_length``
+    tensor; use :func:`collate_frames` in the ``DataLoader`` to pad per batch.
+
+    Chapter: chapters/02_framing.ipynb
+
+    Args:
+        waves: List of 1-D waveforms.
+        labels: One integer class per waveform.
+        frame_length (int): Samples per frame.
+        hop (int | None): Samples between frame starts (``None``: no overlap).
+        normalizer (Normalizer | None): Applied to each waveform before framing
+            (fit it on the training waveforms only).
+        dtype (torch.dtype): dtype of the stored frames. Defaults to ``torch.float32``.
+
+    Attributes:
+        frames (list[torch.Tensor]): The precomputed frame sequences.
+        labels (np.ndarray): Integer labels.
+        lengths (np.ndarray): Number of frames of each sequence.
+    """
+
+    def __init__(self, waves, labels, frame_length: int, hop: int | None = None,
+                 normalizer: Normalizer | None = None, dtype: torch.dtype = torch.float32):
+        waves = list(waves)
+        labels = np.asarray(labels)
+        if labels.ndim != 1 or len(labels) != len(waves):
+            raise ValueError(f"FrameDataset got {len(waves)} waveforms but labels of shape {labels.shape}")
+        if len(labels) and not np.issubdtype(labels.dtype, np.integer):
+            raise ValueError(f"labels must be integers (class indices), got dtype {labels.dtype}")
+        self.frame_length = int(frame_length)
+        self.hop = self.frame_length if hop is None else int(hop)
+        self.normalizer = normalizer
+        self.dtype = dtype
+        self.labels = labels.astype(np.int64)
+        self.frames = []
+        for k, w in enumerate(waves):
+            w = _as_numpy(w)
+            if w.size == 0:
+                raise ValueError(f"waveform {k} is empty (0 samples)")
+            if normalizer is not None:
+                w = normalizer.apply(w.astype(np.float64))
+            self.frames.append(torch.from_numpy(frame_signal(w, self.frame_length, self.hop)).to(dtype))
+        self.lengths = np.array([f.shape[0] for f in self.frames], dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def __getitem__(self, index):
+        return self.frames[index], int(self.labels[index])
+
+
+def collate_frames(batch):
+    """Collate ``(frames, label)`` items into a padded batch.
+
+    Pads to the longest sequence of this batch, not of the whole set.
+
+    Chapter: chapters/02_framing.ipynb
+
+    Args:
+        batch: List of ``(frames T_i × D tensor, label int)``.
+
+    Returns:
+        tuple: ``x`` (``N × max(T_i) × D``), ``lengths`` (``LongTensor N``), ``y`` (``LongTensor N``).
+    """
+    if len(batch) == 0:
+        raise ValueError("collate_frames got an empty batch")
+    seqs = [b[0] for b in batch]
+    dtype = seqs[0].dtype if isinstance(seqs[0], torch.Tensor) else torch.float32
+    x, lengths = pad_sequences(seqs, dtype=dtype)
+    y = torch.tensor([int(b[1]) for b in batch], dtype=torch.long)
+    return x, lengths, y

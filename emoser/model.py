@@ -1,0 +1,226 @@
+"""AudioNet: a 1-D CNN over each frame, hand-built LSTM layers over the frames.
+
+Input ``N × T × D`` (zero-padded frame sequences) and the true lengths ``N``;
+output logits ``N × numClass``. Only the valid frames go through the CNN;
+padded frames never touch it.
+
+Chapter: chapters/05_audionet.ipynb
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+from .lstm import LstmLayer
+
+__all__ = ["AudioNet", "min_frame_length", "describe_shapes"]
+
+
+def _conv_length(length: int, kernel: int, stride: int = 2) -> int:
+    return (length - kernel) // stride + 1 if length >= kernel else 0
+
+
+def _frontend_length(in_dim: int, conv_layers: int, kernel: int) -> int:
+    """Samples left per channel after the front-end (0 if the frame is too short)."""
+    length = in_dim // 2  # average pooling 2/2
+    for _ in range(conv_layers):
+        length = _conv_length(length, kernel) // 2  # conv stride 2, max pooling 2/2
+        if length == 0:
+            return 0
+    return length
+
+
+def min_frame_length(convLayerNum: int = 3, convKernelSize: int = 5) -> int:
+    """Shortest frame (in samples) that leaves at least one sample after the CNN.
+
+    Worked backwards from one output sample: max pooling 2/2 needs ``2·m``
+    inputs for ``m`` outputs, a stride-2 convolution of kernel ``k`` needs
+    ``k + 2·(m - 1)``, and the first average pooling doubles again.
+
+    Chapter: chapters/05_audionet.ipynb
+
+    Args:
+        convLayerNum (int): Number of convolution blocks (>= 1).
+        convKernelSize (int): Convolution kernel size (>= 1).
+
+    Returns:
+        int: Minimum frame length ``D``, e.g. 254 for the defaults (3 blocks, kernel 5).
+    """
+    if convLayerNum < 1 or convKernelSize < 1:
+        raise ValueError(f"convLayerNum and convKernelSize must be >= 1, got {convLayerNum}, {convKernelSize}")
+    need = 1
+    for _ in range(convLayerNum):
+        need = convKernelSize + 2 * (2 * need - 1)
+    return 2 * need
+
+
+class AudioNet(nn.Module):
+    """CNN front-end per frame + LSTM over frames + linear classifier.
+
+    Chapter: chapters/05_audionet.ipynb
+
+    Args:
+        numClass (int): Number of classes (logits).
+        inDim (int): Frame length ``D`` in samples (>= :func:`min_frame_length`).
+        convLayerNum (int): Convolution blocks (conv stride 2, ReLU, max pooling 2/2), >= 1.
+        convOutNum (int): Channels of every convolution.
+        convKernelSize (int): Kernel size of every convolution.
+        hiddenSize (int): LSTM hidden size.
+        lstmLayerNum (int): Number of stacked LSTM layers (>= 1); the last one
+            returns each sequence's state at its last valid step.
+        sharedConv (bool): ``True`` (as in the original exercise): blocks 2 … convLayerNum
+            all apply one and the same ``Conv1d`` module; ``False``: each has its own.
+
+    Attributes:
+        feature_size (int): ``F``, the features per frame after the CNN (measured with a dummy frame).
+        conv1 (nn.Conv1d): ``1 → convOutNum``.
+        conv_rest (nn.ModuleList): One module if shared, else ``convLayerNum - 1`` modules.
+        lstm (nn.ModuleList): The :class:`~emoser.lstm.LstmLayer` stack.
+        fc (nn.Linear): ``hiddenSize → numClass``.
+    """
+
+    def __init__(self, numClass: int = 2, inDim: int = 500, convLayerNum: int = 3, convOutNum: int = 64,
+                 convKernelSize: int = 5, hiddenSize: int = 64, lstmLayerNum: int = 2,
+                 sharedConv: bool = True):
+        super().__init__()
+        for name, value in (("numClass", numClass), ("inDim", inDim), ("convLayerNum", convLayerNum),
+                            ("convOutNum", convOutNum), ("convKernelSize", convKernelSize),
+                            ("hiddenSize", hiddenSize), ("lstmLayerNum", lstmLayerNum)):
+            if int(value) < 1:
+                raise ValueError(f"AudioNet: {name} must be >= 1, got {value}")
+        minimum = min_frame_length(convLayerNum, convKernelSize)
+        if inDim < minimum:
+            raise ValueError(
+                f"AudioNet: frame length inDim={inDim} is too short for {convLayerNum} convolution blocks "
+                f"with kernel {convKernelSize}; the minimum frame length is {minimum} samples"
+            )
+        self.numClass, self.inDim = int(numClass), int(inDim)
+        self.convLayerNum, self.convOutNum = int(convLayerNum), int(convOutNum)
+        self.convKernelSize, self.hiddenSize = int(convKernelSize), int(hiddenSize)
+        self.lstmLayerNum, self.sharedConv = int(lstmLayerNum), bool(sharedConv)
+
+        self.avgpool = nn.AvgPool1d(2, 2)
+        self.conv1 = nn.Conv1d(1, convOutNum, convKernelSize, stride=2)
+        n_rest = convLayerNum - 1
+        n_modules = min(n_rest, 1) if sharedConv else n_rest
+        self.conv_rest = nn.ModuleList(
+            nn.Conv1d(convOutNum, convOutNum, convKernelSize, stride=2) for _ in range(n_modules)
+        )
+        self.maxpool = nn.MaxPool1d(2, 2)
+        with torch.no_grad():
+            self.feature_size = int(self.frontend(torch.zeros(1, inDim)).shape[1])
+        sizes = [self.feature_size] + [hiddenSize] * lstmLayerNum
+        self.lstm = nn.ModuleList(LstmLayer(sizes[k], sizes[k + 1]) for k in range(lstmLayerNum))
+        self.fc = nn.Linear(hiddenSize, numClass)
+
+    def conv_blocks(self):
+        """The convolution applied in each block, in order (the same module repeats if shared).
+
+        Chapter: chapters/05_audionet.ipynb
+
+        Returns:
+            list[nn.Conv1d]: ``convLayerNum`` entries.
+        """
+        rest = [self.conv_rest[0 if self.sharedConv else k] for k in range(self.convLayerNum - 1)]
+        return [self.conv1] + rest
+
+    def frontend(self, frames: torch.Tensor, trace: list | None = None) -> torch.Tensor:
+        """Features of independent frames: ``M × D`` → ``M × F``.
+
+        Chapter: chapters/05_audionet.ipynb
+
+        Args:
+            frames (torch.Tensor): ``M × D`` frames.
+            trace (list | None): If given, ``(stage name, shape)`` pairs are appended.
+
+        Returns:
+            torch.Tensor: ``M × F`` features.
+        """
+        def note(name, value):
+            if trace is not None:
+                trace.append((name, tuple(value.shape)))
+            return value
+
+        y = note("frames as channels (M×1×D)", frames.unsqueeze(1))
+        y = note("average pooling 2/2", self.avgpool(y))
+        for k, conv in enumerate(self.conv_blocks(), start=1):
+            shared = " (shared)" if self.sharedConv and k > 1 else ""
+            y = note(f"conv{k}{shared} + ReLU", F.relu(conv(y)))
+            y = note(f"max pooling {k}", self.maxpool(y))
+        return note("flatten (M×F)", y.flatten(1))
+
+    def _forward(self, x: torch.Tensor, lengths=None, trace: list | None = None) -> torch.Tensor:
+        if x.ndim != 3 or x.shape[2] != self.inDim:
+            raise ValueError(f"AudioNet expects input N × T × {self.inDim}, got {tuple(x.shape)}")
+        if x.dtype != self.fc.weight.dtype:
+            raise ValueError(
+                f"AudioNet: input dtype {x.dtype} differs from the model's {self.fc.weight.dtype}; "
+                f"convert one of them (e.g. model.double() or x.float())"
+            )
+        n, t_pad, _ = x.shape
+        if trace is not None:
+            trace.append(("input (N×T×D)", tuple(x.shape)))
+        if lengths is None:
+            lengths = torch.full((n,), t_pad, dtype=torch.long, device=x.device)
+        else:
+            lengths = torch.as_tensor(lengths, dtype=torch.long, device=x.device)
+            if lengths.shape != (n,):
+                raise ValueError(f"AudioNet: lengths must have shape ({n},), got {tuple(lengths.shape)}")
+            lo, hi = int(lengths.min()), int(lengths.max())
+            if lo < 1 or hi > t_pad:
+                raise ValueError(f"AudioNet: lengths must lie in 1..{t_pad}, got min {lo}, max {hi}")
+        steps = int(lengths.max())
+        x = x[:, :steps]  # padding beyond the longest sequence is never used
+        mask = torch.arange(steps, device=x.device).view(1, steps) < lengths.view(n, 1)
+        feats = self.frontend(x[mask], trace)  # only valid frames: M = sum(lengths)
+        seq = x.new_zeros(n, steps, self.feature_size).index_put((mask,), feats)
+        if trace is not None:
+            trace.append(("features scattered back (N×T×F)", tuple(seq.shape)))
+        h = seq
+        for k, layer in enumerate(self.lstm[:-1], start=1):
+            h, _ = layer(h, lengths)
+            if trace is not None:
+                trace.append((f"LSTM {k}, all steps (N×T×H)", tuple(h.shape)))
+        h, _ = self.lstm[-1](h, lengths, last_only=True)
+        if trace is not None:
+            trace.append((f"LSTM {len(self.lstm)}, last valid step (N×H)", tuple(h.shape)))
+        logits = self.fc(F.relu(h))
+        if trace is not None:
+            trace.append(("ReLU + linear: logits (N×numClass)", tuple(logits.shape)))
+        return logits
+
+    def forward(self, x: torch.Tensor, lengths=None) -> torch.Tensor:
+        """Classify padded frame sequences.
+
+        Chapter: chapters/05_audionet.ipynb
+
+        Args:
+            x (torch.Tensor): ``N × T × D`` zero-padded frames (dtype of the model).
+            lengths: ``N`` valid frame counts in ``1..T`` (``LongTensor``); ``None`` means all ``T``.
+
+        Returns:
+            torch.Tensor: Logits ``N × numClass`` (feed to ``cross_entropy``).
+        """
+        return self._forward(x, lengths)
+
+
+def describe_shapes(model: AudioNet, x: torch.Tensor, lengths=None) -> list:
+    """Shape of the data at every stage of AudioNet, for one batch.
+
+    Chapter: chapters/05_audionet.ipynb
+
+    Args:
+        model (AudioNet): The model.
+        x (torch.Tensor): ``N × T × D`` input batch.
+        lengths: ``N`` valid frame counts (``None``: all ``T``).
+
+    Returns:
+        list[tuple[str, tuple[int, ...]]]: ``(stage name, shape)`` pairs, input first, logits last.
+        ``M`` in the names is the number of valid frames, ``sum(lengths)``.
+    """
+    trace = []
+    with torch.no_grad():
+        model._forward(x, lengths, trace)
+    return trace

@@ -1,0 +1,108 @@
+"""Helpers for the chapters themselves: the setup cell, glue and audio players.
+
+Every chapter starts with the same two cells: one that installs ``emoser`` when the
+notebook runs in Colab (its text is :data:`COLAB_SETUP_CELL`, rendered from the
+repository URL in ``_config.yml``) and one that imports ``emoser`` and calls
+:func:`setup`. Chapter: chapters/intro.md.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+__all__ = ["in_colab", "setup", "glue", "listen", "colab_setup_cell"]
+
+
+def in_colab() -> bool:
+    """Return True when running inside Google Colab.
+
+    Chapter: chapters/intro.md
+    """
+    return "google.colab" in sys.modules
+
+
+def colab_setup_cell(repository_url: str) -> str:
+    """Return the text of the first code cell of every chapter.
+
+    The cell installs ``emoser`` from ``repository_url`` in Colab only; locally it
+    does nothing, so the same notebook runs unchanged in both places. A test
+    checks that every chapter starts with exactly this text for the URL in
+    ``_config.yml`` (the one place where the URL is set).
+
+    Chapter: chapters/intro.md
+    """
+    return (
+        "# Colab only: install emoser (this course's package) with its dependencies.\n"
+        "# Locally, install it once with the README's set-up command instead.\n"
+        "import sys\n"
+        "\n"
+        "if \"google.colab\" in sys.modules:\n"
+        "    import subprocess\n"
+        "\n"
+        f"    url = \"git+{repository_url}\"\n"
+        "    subprocess.run([sys.executable, \"-m\", \"pip\", \"install\", \"-q\", url], check=True)"
+    )
+
+
+def setup(seed: int = 0, threads: int | None = None, quiet: bool = False):
+    """Seed every generator, pick the device and configure figures for a chapter.
+
+    Args:
+        seed (int): seed for Python, NumPy and PyTorch (default 0).
+        threads (int | None): number of CPU threads for PyTorch; None leaves the
+            default (or ``EMOSER_THREADS`` when set).
+        quiet (bool): do not print the device line.
+
+    Returns:
+        torch.device: CUDA when available, else CPU (``EMOSER_DEVICE`` overrides).
+
+    Chapter: chapters/01_data.ipynb
+    """
+    import torch
+    import matplotlib
+
+    from .train import describe_device, device, set_seed
+
+    threads = threads or int(os.environ.get("EMOSER_THREADS", "0")) or None
+    if threads:
+        torch.set_num_threads(threads)
+    set_seed(seed)
+    dev = device()
+    matplotlib.rcParams.update({"figure.dpi": 100, "figure.figsize": (8, 3.5),
+                                "axes.grid": True, "grid.alpha": 0.3})
+    if not quiet:
+        print(f"seed {seed}; device: {describe_device(dev)}")
+        if dev.type != "cuda":
+            print("No GPU found: everything runs on the CPU (slower, same results). "
+                  "In Colab: Runtime > Change runtime type > GPU.")
+    return dev
+
+
+def glue(name: str, value, display: bool = False):
+    """Store ``value`` under ``name`` so the chapter's prose can quote it.
+
+    Uses MyST-NB's ``glue`` when it is installed (building the book); in Colab or
+    a bare Jupyter it only returns the value, so chapters run without MyST-NB.
+
+    Chapter: chapters/intro.md
+    """
+    try:
+        from myst_nb import glue as _glue
+    except ImportError:  # pragma: no cover - depends on the environment
+        return value
+    _glue(name, value, display=display)
+    return value
+
+
+def listen(wave, rate: int):
+    """Return an audio player for a waveform.
+
+    TESS recordings may not be redistributed: a cell that calls this must be
+    tagged ``remove-output`` so its output is never stored in a committed
+    notebook (``tools/execute_chapters.py`` strips audio outputs as well).
+
+    Chapter: chapters/01_data.ipynb
+    """
+    from IPython.display import Audio
+
+    return Audio(wave, rate=rate)

@@ -1,0 +1,179 @@
+"""AudioNet: shapes, parameter count, padding invariance, dtypes, front-end limits."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from emoser.lstm import LstmLayer
+from emoser.model import AudioNet, describe_shapes, min_frame_length
+
+
+def _batch(n=3, t=6, d=500, lengths=(6, 2, 4), dtype=torch.float32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, t, d, generator=g, dtype=dtype)
+    lengths = torch.tensor(lengths)
+    for k, length in enumerate(lengths.tolist()):
+        x[k, length:] = 0
+    return x, lengths
+
+
+def test_default_feature_size_and_parameter_count():
+    model = AudioNet()
+    assert model.feature_size == 128  # 500 -> 250 -> 123 -> 61 -> 29 -> 14 -> 5 -> 2; 64 * 2
+    conv1 = 64 * 1 * 5 + 64
+    conv_shared = 64 * 64 * 5 + 64  # one module, applied twice
+    lstm1 = 4 * ((128 + 64) * 64 + 64)  # four gates, each (F + H) -> H
+    lstm2 = 4 * ((64 + 64) * 64 + 64)
+    fc = 64 * 2 + 2
+    assert sum(p.numel() for p in model.parameters()) == conv1 + conv_shared + lstm1 + lstm2 + fc == 103_490
+    unshared = AudioNet(sharedConv=False)
+    assert sum(p.numel() for p in unshared.parameters()) == 103_490 + conv_shared
+
+
+def test_shared_conv_is_one_module():
+    shared = AudioNet().conv_blocks()
+    assert shared[1] is shared[2] and shared[0] is not shared[1]
+    own = AudioNet(sharedConv=False).conv_blocks()
+    assert own[1] is not own[2]
+
+
+@pytest.mark.parametrize("d", [320, 500, 960])
+@pytest.mark.parametrize("k", [3, 5, 7])
+def test_output_shapes_or_clear_error(d, k):
+    minimum = min_frame_length(3, k)
+    if d < minimum:  # 320 with kernel 7 (minimum 338)
+        with pytest.raises(ValueError, match=f"minimum frame length is {minimum}"):
+            AudioNet(inDim=d, convKernelSize=k)
+        return
+    model = AudioNet(numClass=3, inDim=d, convKernelSize=k, convOutNum=8, hiddenSize=6)
+    assert model.feature_size % 8 == 0 and model.feature_size >= 8
+    x, lengths = _batch(d=d)
+    assert model(x, lengths).shape == (3, 3)
+
+
+@pytest.mark.parametrize("layers, k", [(3, 5), (3, 3), (3, 7), (2, 5), (1, 5), (4, 3)])
+def test_min_frame_length_is_tight(layers, k):
+    minimum = min_frame_length(layers, k)
+    AudioNet(inDim=minimum, convLayerNum=layers, convKernelSize=k, convOutNum=4, hiddenSize=4)
+    with pytest.raises(ValueError, match=str(minimum)):
+        AudioNet(inDim=minimum - 1, convLayerNum=layers, convKernelSize=k, convOutNum=4, hiddenSize=4)
+
+
+def test_min_frame_length_known_answers():
+    assert min_frame_length() == 254
+    assert min_frame_length(3, 7) == 338
+    assert min_frame_length(1, 5) == 14
+
+
+@pytest.mark.parametrize("dtype, atol", [(torch.float32, 1e-6), (torch.float64, 1e-12)])
+def test_padding_invariance(dtype, atol):
+    torch.manual_seed(0)
+    model = AudioNet().to(dtype)
+    x, lengths = _batch(dtype=dtype)
+    longer = torch.cat([x, torch.zeros(3, 20, 500, dtype=dtype)], dim=1)
+    torch.testing.assert_close(model(x, lengths), model(longer, lengths), rtol=0, atol=atol)
+    # padded frames never reach the CNN: garbage there changes nothing
+    garbage = longer.clone()
+    garbage[1, 2:] = float("nan")
+    torch.testing.assert_close(model(x, lengths), model(garbage, lengths), rtol=0, atol=atol)
+
+
+def test_only_valid_frames_enter_the_cnn():
+    model = AudioNet()
+    seen = []
+    model.conv1.register_forward_hook(lambda m, i, o: seen.append(i[0].shape[0]))
+    x, lengths = _batch(t=30)
+    model(x, lengths)
+    assert seen == [int(lengths.sum())]
+
+
+def test_matches_a_plain_reference_computation():
+    """Per-sequence, unpadded, written out by hand: CNN on each frame, LSTM loop, last step."""
+    torch.manual_seed(1)
+    model = AudioNet(sharedConv=False).double()
+    x, lengths = _batch(dtype=torch.float64)
+    logits = model(x, lengths)
+    for k, length in enumerate(lengths.tolist()):
+        y = F.avg_pool1d(x[k, :length].unsqueeze(1), 2)
+        for conv in [model.conv1, *model.conv_rest]:
+            y = F.max_pool1d(F.relu(conv(y)), 2)
+        seq = y.flatten(1)
+        for layer in model.lstm:
+            h = c = torch.zeros(model.hiddenSize, dtype=torch.float64)
+            outs = []
+            for t in range(length):
+                h, c = layer.cell(seq[t:t + 1], (h[None], c[None]))
+                h, c = h[0], c[0]
+                outs.append(h)
+            seq = torch.stack(outs)
+        expected = model.fc(torch.relu(seq[-1]))
+        torch.testing.assert_close(logits[k], expected, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("layers", [1, 2, 3])
+def test_lstm_layer_num_is_used(layers):
+    model = AudioNet(lstmLayerNum=layers, hiddenSize=16, convOutNum=8)
+    assert len(model.lstm) == layers
+    assert all(isinstance(m, LstmLayer) for m in model.lstm)
+    assert model.lstm[0].input_size == model.feature_size == 16
+    assert all(m.input_size == 16 and m.hidden_size == 16 for m in model.lstm[1:])
+    x, lengths = _batch()
+    model(x, lengths).sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.lstm.parameters())
+
+
+def test_dtype_mismatch_and_bad_input_are_clear_errors():
+    model = AudioNet()
+    x, lengths = _batch()
+    with pytest.raises(ValueError, match="dtype"):
+        model(x.double(), lengths)
+    with pytest.raises(ValueError, match="500"):
+        model(x[..., :400], lengths)
+    with pytest.raises(ValueError, match="lengths"):
+        model(x, torch.tensor([7, 1, 1]))
+
+
+def test_float64_model_and_training_step():
+    torch.manual_seed(2)
+    model = AudioNet().double()
+    x, lengths = _batch(dtype=torch.float64)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    y = torch.tensor([0, 1, 1])
+    before = F.cross_entropy(model(x, lengths), y)
+    for _ in range(3):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x, lengths), y)
+        loss.backward()
+        opt.step()
+    assert loss.dtype == torch.float64
+    assert F.cross_entropy(model(x, lengths), y) < before
+
+
+def test_describe_shapes_default():
+    x, lengths = _batch()
+    stages = describe_shapes(AudioNet(), x, lengths)
+    shapes = [s for _, s in stages]
+    m = int(lengths.sum())
+    assert shapes == [
+        (3, 6, 500), (m, 1, 500), (m, 1, 250), (m, 64, 123), (m, 64, 61), (m, 64, 29), (m, 64, 14),
+        (m, 64, 5), (m, 64, 2), (m, 128), (3, 6, 128), (3, 6, 64), (3, 64), (3, 2),
+    ]
+    assert all(isinstance(name, str) and name for name, _ in stages)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_audionet_on_cuda(dtype):
+    torch.manual_seed(3)
+    cpu_model = AudioNet().to(dtype)
+    gpu_model = AudioNet().to("cuda", dtype)
+    gpu_model.load_state_dict(cpu_model.state_dict())
+    x, lengths = _batch(dtype=dtype)
+    out = gpu_model(x.cuda(), lengths.cuda())
+    assert out.device.type == "cuda" and out.dtype == dtype
+    tol = 1e-4 if dtype == torch.float32 else 1e-10
+    torch.testing.assert_close(out.cpu(), cpu_model(x, lengths), rtol=0, atol=tol)
+    out.sum().backward()
+    longer = torch.cat([x, torch.zeros(3, 20, 500, dtype=dtype)], dim=1).cuda()
+    torch.testing.assert_close(gpu_model(longer, lengths.cuda()), out, rtol=0, atol=tol)
