@@ -23,6 +23,7 @@ __all__ = [
     "format_table",
     "max_abs_error",
     "time_call",
+    "compare_timings",
 ]
 
 GATE_NAMES = ("i", "f", "o", "g", "c", "h")
@@ -190,8 +191,10 @@ def plot_gates(trace: dict, inputs=None, input_labels: Sequence[str] | None = No
 def parameter_table(model: nn.Module) -> list[tuple[str, int]]:
     """Trainable parameters of each top-level submodule, and the total.
 
-    A module used several times (a shared convolution) is one entry and is counted once,
-    exactly as ``model.parameters()`` counts it.
+    A container (``nn.ModuleList``, ``nn.ModuleDict``, ``nn.Sequential``) is opened one level,
+    so its members get their own rows (``lstm.0``, ``lstm.1``). A module used several times
+    (a shared convolution) is one entry and is counted once, exactly as ``model.parameters()``
+    counts it.
 
     Chapter: chapters/05_audionet.ipynb
 
@@ -199,14 +202,17 @@ def parameter_table(model: nn.Module) -> list[tuple[str, int]]:
         model (nn.Module): the model.
 
     Returns:
-        list[tuple[str, int]]: ``(submodule name, parameter count)`` for every direct child
-        that has parameters, then ``("total", count)``.
+        list[tuple[str, int]]: ``(submodule name, parameter count)`` for every submodule that
+        has parameters, then ``("total", count)``.
     """
+    containers = (nn.ModuleList, nn.ModuleDict, nn.Sequential)
     rows = []
     for name, child in model.named_children():
-        count = sum(p.numel() for p in child.parameters())
-        if count:
-            rows.append((name, count))
+        members = child.named_children() if isinstance(child, containers) else [(None, child)]
+        for sub, module in members:
+            count = sum(p.numel() for p in module.parameters())
+            if count:
+                rows.append((name if sub is None else f"{name}.{sub}", count))
     own = sum(p.numel() for p in model.parameters(recurse=False))
     if own:
         rows.append(("(own parameters)", own))
@@ -288,6 +294,40 @@ def time_call(fn: Callable[[], object], repeat: int = 5, warmup: int = 1) -> flo
         sync()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def compare_timings(functions: dict, repeat: int = 5, warmup: int = 1) -> dict:
+    """Time several functions fairly on a busy machine: interleaved calls, best of ``repeat``.
+
+    The functions are called in turn (A, B, A, B, ...), so that a burst of load from other
+    processes hits all of them alike, and the *fastest* call of each is reported: the one least
+    disturbed by anything else.
+
+    Chapter: chapters/04_lstm_layer.ipynb
+
+    Args:
+        functions (dict): name → function called without arguments.
+        repeat (int): timed calls of each function (>= 1).
+        warmup (int): untimed calls of each function first.
+
+    Returns:
+        dict: name → seconds of its fastest call, in the order of ``functions``.
+    """
+    if repeat < 1:
+        raise ValueError(f"repeat must be >= 1, got {repeat}")
+    sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
+    for _ in range(warmup):
+        for fn in functions.values():
+            fn()
+    sync()
+    best = {name: float("inf") for name in functions}
+    for _ in range(repeat):
+        for name, fn in functions.items():
+            start = time.perf_counter()
+            fn()
+            sync()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return best
 
 
 def _numpy(x) -> np.ndarray:

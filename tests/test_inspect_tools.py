@@ -9,7 +9,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from emoser.inspect_tools import (format_table, frame_features, gate_trace, max_abs_error,  # noqa: E402
+from emoser.inspect_tools import (compare_timings, format_table, frame_features, gate_trace, max_abs_error,  # noqa: E402
                                   parameter_table, plot_gates, time_call)
 from emoser.lstm import LstmCell, LstmLayer  # noqa: E402
 from emoser.model import AudioNet  # noqa: E402
@@ -68,14 +68,28 @@ def test_plot_gates_labels_everything():
 
 
 def test_parameter_table_counts_shared_modules_once():
-    rows = dict(parameter_table(AudioNet()))
+    table = parameter_table(AudioNet())
+    rows = dict(table)
+    assert [name for name, _ in table] == ["conv1", "conv_rest.0", "lstm.0", "lstm.1", "fc", "total"]
     assert rows["conv1"] == 64 * 5 + 64
-    assert rows["conv_rest"] == 64 * 64 * 5 + 64
-    assert rows["lstm"] == 4 * 64 * (128 + 64 + 1) + 4 * 64 * (64 + 64 + 1)
+    assert rows["conv_rest.0"] == 64 * 64 * 5 + 64
+    assert rows["lstm.0"] == 4 * 64 * (128 + 64 + 1)
+    assert rows["lstm.1"] == 4 * 64 * (64 + 64 + 1)
     assert rows["fc"] == 64 * 2 + 2
     assert rows["total"] == sum(v for k, v in rows.items() if k != "total")
     unshared = dict(parameter_table(AudioNet(sharedConv=False)))
-    assert unshared["conv_rest"] == 2 * rows["conv_rest"]
+    assert unshared["conv_rest.0"] == unshared["conv_rest.1"] == rows["conv_rest.0"]
+    assert unshared["total"] == rows["total"] + rows["conv_rest.0"]
+
+
+def test_parameter_table_counts_direct_parameters():
+    class Scale(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.ones(3))
+            self.lin = torch.nn.Linear(2, 2)
+
+    assert parameter_table(Scale()) == [("lin", 6), ("(own parameters)", 3), ("total", 9)]
 
 
 def test_format_table_aligns_numbers_right():
@@ -101,3 +115,11 @@ def test_time_call_runs_warmup_and_repeats():
     assert len(calls) == 5 and seconds >= 0
     with pytest.raises(ValueError):
         time_call(lambda: None, repeat=0)
+
+
+def test_compare_timings_interleaves_and_keeps_the_best():
+    order = []
+    result = compare_timings({"a": lambda: order.append("a"), "b": lambda: order.append("b")},
+                             repeat=2, warmup=1)
+    assert order == ["a", "b"] * 3
+    assert list(result) == ["a", "b"] and all(v >= 0 for v in result.values())
