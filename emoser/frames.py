@@ -263,6 +263,7 @@ class FrameDataset(Dataset):
         self.normalizer = normalizer
         self.dtype = dtype
         self.labels = labels.astype(np.int64)
+        np_dtype = torch.empty(0, dtype=dtype).numpy().dtype
         self.frames = []
         for k, w in enumerate(waves):
             w = _as_numpy(w)
@@ -270,7 +271,8 @@ class FrameDataset(Dataset):
                 raise ValueError(f"waveform {k} is empty (0 samples)")
             if normalizer is not None:
                 w = normalizer.apply(w.astype(np.float64))
-            self.frames.append(torch.from_numpy(frame_signal(w, self.frame_length, self.hop)).to(dtype))
+            frames = frame_signal(w, self.frame_length, self.hop).astype(np_dtype, copy=False)
+            self.frames.append(torch.from_numpy(frames))
         self.lengths = np.array([f.shape[0] for f in self.frames], dtype=np.int64)
 
     def __len__(self) -> int:
