@@ -14,6 +14,7 @@ module                    chapter
 ``emoser.plots``          every chapter's figures
 ``emoser.original``       08 Speed, 09 What went wrong (the original, defects included)
 ``emoser.notebook``       every chapter's setup cell
+``emoser.voice``          12 Your own recording (command line, eSpeak NG voice, upload)
 ========================  ================================================
 
 A chapter needs one import: ``import emoser``; the submodules below are loaded with it.
@@ -21,7 +22,7 @@ A chapter needs one import: ``import emoser``; the submodules below are loaded w
 
 __version__ = "0.1.0"
 
-from . import data, frames, lstm, model, notebook, original, plots, splits, train  # noqa: E402
+from . import data, frames, lstm, model, notebook, original, plots, splits, train, voice  # noqa: E402
 from .frames import FrameDataset, Normalizer, collate_frames, frame_signal, ms_to_samples  # noqa: E402
 from .lstm import LstmCell, LstmLayer  # noqa: E402
 from .model import AudioNet  # noqa: E402
@@ -29,7 +30,7 @@ from .train import device, evaluate, fit, load_checkpoint, save_checkpoint, set_
 
 __all__ = [
     "__version__",
-    "data", "frames", "lstm", "model", "notebook", "original", "plots", "splits", "train",
+    "data", "frames", "lstm", "model", "notebook", "original", "plots", "splits", "train", "voice",
     "FrameDataset", "Normalizer", "collate_frames", "frame_signal", "ms_to_samples",
     "LstmCell", "LstmLayer", "AudioNet",
     "device", "evaluate", "fit", "load_checkpoint", "save_checkpoint", "set_seed",
