@@ -11,7 +11,8 @@ Variants (``--variants``, comma-separated):
                   (valid frames only, bucketing by length, batch 10, Adam lr 1e-3)
   float64-default the same in float64
   torch-lstm      AudioNet's CNN + torch.nn.LSTM (packed sequences) instead of the hand-built layers
-  fast-frontend   default + a leaner CNN front-end (same function, see FastFrontendAudioNet)
+  chunked         default, the CNN front-end run over chunks of 256 frames (same arithmetic)
+  fast-frontend   chunked + front-end block 1 as one autograd node (same function, see FastFrontendAudioNet)
   fused-lstm      default + one autograd Function for the whole LSTM recurrence
   fast            fast-frontend + fused-lstm
   to-target       default path, tested on the 30 % split after every epoch until --target accuracy
@@ -54,7 +55,7 @@ from emoser.original import OriginalAudioNet, original_prepare, original_train  
 from emoser.train import evaluate, fit, set_seed, stratified_split  # noqa: E402
 
 FRAME = 500
-BASE_VARIANTS = ("original", "default", "float64-default", "torch-lstm", "fast-frontend",
+BASE_VARIANTS = ("original", "default", "float64-default", "torch-lstm", "chunked", "fast-frontend",
                  "fused-lstm", "fast", "to-target")
 
 
@@ -82,20 +83,77 @@ class TorchLstmAudioNet(AudioNet):
         return self.fc(F.relu(h[-1]))
 
 
-class FastFrontendAudioNet(AudioNet):
-    """AudioNet with the same front-end function computed with fewer passes over memory.
+class ChunkedAudioNet(AudioNet):
+    """AudioNet whose front-end takes the frames in chunks of ``chunk`` (same arithmetic per frame).
 
-    * average pooling folded into the first convolution (kernel 2K, stride 4, weights repeated
-      and halved) -- one pass less over the frames;
-    * max pooling before ReLU (they commute: both are monotone), so ReLU touches half the data.
+    A batch's ~1000 frames make ~32 MB intermediates in block 1; chunks of 256 stay nearer the
+    caches and cut peak memory.
     """
+
+    chunk = 256
 
     def frontend(self, frames, trace=None):
         if trace is not None:
             return super().frontend(frames, trace)
-        w = self.conv1.weight.repeat_interleave(2, dim=2) * 0.5
-        y = frames[:, : 2 * (frames.shape[1] // 2)].unsqueeze(1)
-        y = F.relu(F.max_pool1d(F.conv1d(y, w, self.conv1.bias, stride=4), 2, 2))
+        return torch.cat([AudioNet.frontend(self, part) for part in frames.split(self.chunk)])
+
+
+class _FirstBlock(torch.autograd.Function):
+    """Average pooling 2/2, Conv1d(1 -> C, K, stride 2), max pooling 2/2 and ReLU as one node.
+
+    The pooled output ``max(y[2q], y[2q+1])`` is computed directly: the conv outputs at even and
+    odd positions are two small matrix products over windows of the raw frame (average pooling
+    folded into the weights), so the full-length conv output, the pooling indices and the
+    full-length ReLU never exist. Output channels-last ``M x L x C``.
+    """
+
+    @staticmethod
+    def forward(ctx, frames, weight, bias):
+        C, _, K = weight.shape
+        w2 = weight[:, 0].repeat_interleave(2, dim=1) * 0.5        # C x 2K, average pool folded in
+        L = ((frames.shape[1] // 2 - K) // 2 + 1) // 2               # pooled length
+        ue = frames.unfold(1, 2 * K, 8)[:, :L]                       # windows at 8q (conv at 2q)
+        uo = frames[:, 4:].unfold(1, 2 * K, 8)[:, :L]                # windows at 8q + 4 (conv at 2q+1)
+        ze, zo = torch.matmul(ue, w2.t()), torch.matmul(uo, w2.t())
+        odd = zo > ze
+        out = torch.maximum(ze, zo).add_(bias).relu_()
+        ctx.save_for_backward(frames, odd, out)
+        ctx.sizes = (C, K, L)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        frames, odd, out = ctx.saved_tensors
+        C, K, L = ctx.sizes
+        grad = grad * (out > 0)
+        go = grad * odd
+        ge = grad - go
+        ue = frames.unfold(1, 2 * K, 8)[:, :L].reshape(-1, 2 * K)
+        uo = frames[:, 4:].unfold(1, 2 * K, 8)[:, :L].reshape(-1, 2 * K)
+        dw2 = ge.reshape(-1, C).t() @ ue + go.reshape(-1, C).t() @ uo
+        dw = (dw2[:, 0::2] + dw2[:, 1::2]).mul_(0.5).unsqueeze(1)
+        return None, dw, grad.sum((0, 1))
+
+
+class FastFrontendAudioNet(AudioNet):
+    """AudioNet with the same front-end function computed with fewer passes over memory.
+
+    * block 1 (average pooling, conv, max pooling, ReLU) as one autograd node, see
+      :class:`_FirstBlock` -- it avoids the full-length conv output and its pooling indices;
+    * later blocks: max pooling before ReLU (they commute: both are monotone), so ReLU and its
+      backward touch half the data;
+    * the frames go through in chunks of ``chunk`` frames (cache-sized intermediates).
+    """
+
+    chunk = 256  # frames per pass: keeps the intermediate tensors small enough for the caches
+
+    def frontend(self, frames, trace=None):
+        if trace is not None or frames.requires_grad:
+            return super().frontend(frames, trace)
+        return torch.cat([self._frontend(part) for part in frames.split(self.chunk)])
+
+    def _frontend(self, frames):
+        y = _FirstBlock.apply(frames, self.conv1.weight, self.conv1.bias).transpose(1, 2).contiguous()
         for conv in self.conv_blocks()[1:]:
             y = F.relu(F.max_pool1d(conv(y), 2, 2))
         return y.flatten(1)
@@ -197,6 +255,18 @@ def _datasets(data, train_idx, test_idx, dtype):
     return make(train_idx), make(test_idx)
 
 
+def set_threads(n: int) -> None:
+    """Use ``n`` CPU threads, without calling ``torch.set_num_threads`` when nothing changes.
+
+    ``torch.set_num_threads`` also switches MKL's dynamic threading off (pytorch#13868): from
+    then on every contiguous ``tanh``/``exp`` on a tiny tensor (the LSTM's ``tanh(c)``) is an
+    OpenMP parallel region, which costs milliseconds instead of a microsecond when the cores
+    are busy. On a machine with ``n`` cores the default is already ``n`` threads.
+    """
+    if n != torch.get_num_threads():
+        torch.set_num_threads(n)
+
+
 def _rss_mb() -> float:
     with open("/proc/self/status") as fh:
         for line in fh:
@@ -216,7 +286,7 @@ def build_model(name: str, dev):
     """The model of a fit-trained variant (seeded), and the dtype of its data."""
     set_seed(0)
     dtype = torch.float64 if name == "float64-default" else torch.float32
-    cls = {"torch-lstm": TorchLstmAudioNet, "fast-frontend": FastFrontendAudioNet,
+    cls = {"torch-lstm": TorchLstmAudioNet, "chunked": ChunkedAudioNet, "fast-frontend": FastFrontendAudioNet,
            "fast": FastFrontendAudioNet}.get(name, AudioNet)
     model = cls().to(dev, dtype)
     if name in ("fused-lstm", "fast"):
@@ -226,20 +296,25 @@ def build_model(name: str, dev):
 
 def run_variant(spec: str, args) -> dict:
     """Train one variant in this process; return its measurements."""
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     dev = torch.device(args.device)
     name, bs = _parse_variant(spec)
     t0 = time.perf_counter()
     data, train_idx, test_idx = load_task()
     res = dict(variant=spec, n_train=len(train_idx), n_test=len(test_idx), source=data.source)
+    cpu_marks = []  # process CPU time at the end of each epoch (less sensitive to a busy machine)
+
+    def log(line):
+        cpu_marks.append(time.process_time())
+        print(f"  [{spec}] {line}", flush=True)
     if name == "original":
         prep = original_prepare(data.waves, data.labels, FRAME, train_idx=train_idx, test_idx=test_idx)
         res["load_seconds"] = time.perf_counter() - t0
         res["rss_before_mb"] = _rss_mb()
         torch.manual_seed(0)
         model = OriginalAudioNet()
-        hist = original_train(model, prep, epochs=args.original_epochs, batch_size=bs or 10,
-                              log=lambda s: print(f"  [{spec}] {s}", flush=True))
+        cpu_marks.append(time.process_time())
+        hist = original_train(model, prep, epochs=args.original_epochs, batch_size=bs or 10, log=log)
         secs = [h["seconds"] for h in hist]
         res.update(batch_size=bs or 10, dtype="float64", padded_frames=int(prep.x_train.shape[0] * prep.x_train.shape[1]),
                    valid_frames=int(prep.true_lengths_train.sum()))
@@ -248,7 +323,8 @@ def run_variant(spec: str, args) -> dict:
         train_set, test_set = _datasets(data, train_idx, test_idx, dtype)
         res["load_seconds"] = time.perf_counter() - t0
         res["rss_before_mb"] = _rss_mb()
-        kw = dict(progress=False, seed=0, device=dev, log=lambda s: print(f"  [{spec}] {s}", flush=True))
+        kw = dict(progress=False, seed=0, device=dev, log=log)
+        cpu_marks.append(time.process_time())
         if bs:
             kw["batch_size"] = bs
         if name == "to-target":
@@ -274,6 +350,8 @@ def run_variant(spec: str, args) -> dict:
     res["epoch_seconds"] = secs
     post = secs[1:] if len(secs) > 1 else secs
     res["seconds_per_epoch"] = statistics.median(post)
+    cpu = np.diff(cpu_marks).tolist()
+    res["cpu_seconds_per_epoch"] = statistics.median(cpu[1:] if len(cpu) > 1 else cpu)
     res["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if dev.type == "cuda":
         res["cuda_max_allocated_mb"] = torch.cuda.max_memory_allocated() / 2**20
@@ -285,7 +363,7 @@ def run_variant(spec: str, args) -> dict:
 # ------------------------------------------------------------------------------------------
 def profile_default(args) -> dict:
     """Split one training epoch of the default path into collation, CNN, LSTM, backward, Adam."""
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     dev = torch.device(args.device)
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     data, train_idx, test_idx = load_task()
@@ -403,12 +481,18 @@ def _child(spec: str, args) -> dict:
 
 
 def print_table(results: list[dict]) -> None:
-    base = next((r["seconds_per_epoch"] for r in results if r["variant"] == "original"), None)
-    print(f"\n{'variant':<22}{'batch':>6}{'s/epoch':>10}{'speed-up':>10}{'peak RSS MB':>13}{'RSS before':>12}")
+    """Wall and CPU seconds per epoch, speed-up against the original, peak resident memory."""
+    base = {k: next((r[k] for r in results if r["variant"] == "original"), None)
+            for k in ("seconds_per_epoch", "cpu_seconds_per_epoch")}
+    print(f"\n{'variant':<20}{'batch':>6}{'s/epoch':>9}{'speed-up':>9}{'CPU s/ep':>10}{'speed-up':>9}"
+          f"{'peak RSS MB':>12}{'before':>8}")
     for r in results:
-        ratio = f"{base / r['seconds_per_epoch']:.1f}x" if base else "-"
-        print(f"{r['variant']:<22}{r['batch_size']:>6}{r['seconds_per_epoch']:>10.2f}{ratio:>10}"
-              f"{r['peak_rss_mb']:>13.0f}{r['rss_before_mb']:>12.0f}")
+        cells = []
+        for k in ("seconds_per_epoch", "cpu_seconds_per_epoch"):
+            cells.append(f"{r[k]:>{9 if k == 'seconds_per_epoch' else 10}.2f}"
+                         + (f"{base[k] / r[k]:>8.1f}x" if base[k] else f"{'-':>9}"))
+        print(f"{r['variant']:<20}{r['batch_size']:>6}{''.join(cells)}{r['peak_rss_mb']:>12.0f}"
+              f"{r['rss_before_mb']:>8.0f}")
     for r in results:
         if r["variant"].startswith("to-target"):
             if r["reached"]:
@@ -438,7 +522,7 @@ def main(argv=None) -> None:
     if args.child:
         print("RESULT " + json.dumps(run_variant(args.child, args)), flush=True)
         return
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     info = machine_info(args)
     print(f"{info['cpu']} | torch {info['torch']} | {args.threads} threads | device {args.device} | "
           f"load average {' '.join(f'{v:.1f}' for v in info['load_average'])}")
