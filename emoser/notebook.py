@@ -86,6 +86,10 @@ def glue(name: str, value, display: bool = False):
 
     Chapter: chapters/intro.md
     """
+    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:
+        # NumPy 2 scalars print as np.float64(...), which MyST-NB cannot format with a
+        # spec such as {glue:text}`name:.1f`: glue the plain Python number instead.
+        value = value.item()
     try:
         from myst_nb import glue as _glue
     except ImportError:  # pragma: no cover - depends on the environment
