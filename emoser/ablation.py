@@ -204,8 +204,8 @@ def run_with_defect(data, defect: str | None = None, seed: int = 0, *, recipe: R
 
     With ``defect=None`` this trains the same model on the same batches as
     :func:`emoser.experiments.run_protocol` with the same ``seed`` and ``recipe`` (stratified
-    split, training-set statistics, shuffled length-bucketed batches, the recipe's forget-gate
-    bias, Adam with the recipe's clipping and schedule), and in addition measures the test set
+    split, training-set statistics, shuffled batches (bucketed only if the recipe says so), the
+    recipe's forget-gate bias, Adam with the recipe's clipping and schedule), and in addition measures the test set
     after every epoch.
 
     Args:
@@ -264,7 +264,8 @@ def run_with_defect(data, defect: str | None = None, seed: int = 0, *, recipe: R
     model = AudioNet(**{"numClass": n_classes, "inDim": int(frame_length), **(model_kwargs or {})}).to(dtype)
     if recipe.forget_bias is not None:
         init_forget_bias(model, recipe.forget_bias)
-    optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay,
+                                 amsgrad=recipe.amsgrad)
     scheduler = recipe.scheduler(optimizer)
 
     def on_epoch(record):
@@ -273,7 +274,7 @@ def run_with_defect(data, defect: str | None = None, seed: int = 0, *, recipe: R
 
     history = fit(model, train_set, test_set, epochs=recipe.epochs, lr=recipe.lr,
                   batch_size=recipe.batch_size, seed=seed, progress=False, device=device,
-                  shuffle=shuffle, bucket=shuffle, log=log, optimizer=optimizer,
+                  shuffle=shuffle, bucket=recipe.bucket if shuffle else False, log=log, optimizer=optimizer,
                   weight_decay=recipe.weight_decay, clip_grad_norm=recipe.clip_grad_norm,
                   callback=on_epoch)
     history.params.update({"defect": defect, "schedule": recipe.schedule, "monitor": "test set"})

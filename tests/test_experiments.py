@@ -203,3 +203,29 @@ def test_forget_bias_initialization():
     run = _run(_toy(), recipe=recipe)
     assert all(torch.all(layer.cell.forget_gate.bias == 0.75) for layer in run.model.lstm)
     assert len(run.history) == 0
+
+
+def test_original_recipe_matches_the_exercise():
+    r = ex.ORIGINAL_RECIPE
+    assert (r.epochs, r.lr, r.batch_size, r.clip_grad_norm, r.schedule, r.forget_bias, r.amsgrad) == \
+        (20, 1e-4, 10, None, "constant", None, False)
+    assert ex.RECIPE.replace(epochs=3).epochs == 3 and ex.RECIPE.epochs != 3  # frozen, copied
+    assert ex.RECIPE.scheduler(torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)) is not None
+    assert r.scheduler(torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)) is None
+
+
+def test_recipe_reaches_fit_and_the_optimizer(monkeypatch):
+    seen = {}
+    real_fit = ex.fit
+
+    def spy(model, train_set, val_set=None, **kw):
+        seen["bucket"] = kw["bucket"]
+        seen["amsgrad"] = kw["optimizer"].param_groups[0]["amsgrad"]
+        seen["clip"] = kw["clip_grad_norm"]
+        return real_fit(model, train_set, val_set, **kw)
+
+    monkeypatch.setattr(ex, "fit", spy)
+    _run(_toy(), recipe=FAST.replace(epochs=1))
+    assert seen == {"bucket": False, "amsgrad": False, "clip": 1.0}  # no length-sorted batches by default
+    _run(_toy(), recipe=FAST.replace(epochs=1, bucket=4, amsgrad=True, clip_grad_norm=None))
+    assert seen == {"bucket": 4, "amsgrad": True, "clip": None}
