@@ -75,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=10, help="batch size (default 10)")
     p.add_argument("--clip-grad-norm", type=float, default=1.0, metavar="NORM",
                    help="clip each batch's gradient norm to NORM (default 1.0; 0 switches clipping off)")
+    p.add_argument("--bucket", action="store_true",
+                   help="group batches by length (faster, but on TESS happy/sad most batches then hold "
+                        "one class; off by default, see chapter 6)")
     p.add_argument("--test-size", type=float, default=0.3, help="test fraction per class (default 0.3)")
     p.add_argument("--rate", type=int, default=DEFAULT_RATE, help="working sampling rate in Hz "
                    f"(default {DEFAULT_RATE})")
@@ -136,7 +139,7 @@ def _train(args) -> int:
     model = AudioNet(**model_kwargs)
     history = fit(model, train_set, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
                   seed=args.seed, device=dev, progress=not args.no_progress,
-                  clip_grad_norm=args.clip_grad_norm or None)
+                  clip_grad_norm=args.clip_grad_norm or None, bucket=args.bucket)
     result = evaluate(model, test_set)
     print(f"test accuracy: {100 * result.accuracy:.2f}% ({len(test_set)} recordings), "
           f"test loss {result.loss:.4f}")

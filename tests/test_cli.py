@@ -81,6 +81,7 @@ def test_train_prints_log_accuracy_and_saves_settings(trained, corpus):
     assert set(meta["normalizer"]) == {"mean", "std"} and meta["normalizer"]["std"] > 0
     assert meta["model_kwargs"] == {"numClass": 2, "inDim": 500}
     assert len(meta["history"]["epochs"]) == 10
+    assert meta["history"]["params"]["bucket"] == 0  # shuffled, no pools sorted by length (chapter 6)
     assert meta["test_accuracy"] >= 0.75, out  # high vs low tones: easy once trained
 
 
@@ -140,6 +141,12 @@ def test_train_missing_data_folder_is_a_clean_error(tmp_path, capsys):
 def test_verify_reports_unknown_files(corpus, capsys):
     assert cli.main(["verify", str(corpus)]) == 1  # generated files are not the published ones
     assert capsys.readouterr().out.strip()
+
+
+def test_train_bucket_is_an_opt_in():
+    parser = cli.build_parser()
+    assert parser.parse_args(["train"]).bucket is False
+    assert parser.parse_args(["train", "--bucket"]).bucket is True
 
 
 def test_parser_requires_a_command():
