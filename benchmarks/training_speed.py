@@ -15,7 +15,11 @@ Variants (``--variants``, comma-separated):
   fast-frontend   chunked + front-end block 1 as one autograd node (same function, see FastFrontendAudioNet)
   fused-lstm      default + one autograd Function for the whole LSTM recurrence
   fast            fast-frontend + fused-lstm
-  to-target       default path, tested on the 30 % split after every epoch until --target accuracy
+  to-target       the course's recipe (emoser.experiments.RECIPE, chapters 6-7: forget-gate bias 1,
+                  Adam with a cosine schedule over its epochs, clipping, no bucketing), tested on the
+                  30 % split after every epoch until --target accuracy (at most the recipe's epochs)
+  to-target-fit-defaults  the same with emoser.train.fit's defaults (constant lr 1e-3, bucketing),
+                  at most --max-epochs
   (append "@bsN" to a variant for batch size N, e.g. default@bs32)
 
 Usage:
@@ -52,11 +56,12 @@ if str(ROOT) not in sys.path:
 from emoser.frames import FrameDataset, Normalizer, collate_frames  # noqa: E402
 from emoser.model import AudioNet  # noqa: E402
 from emoser.original import OriginalAudioNet, original_prepare, original_train  # noqa: E402
+from emoser.experiments import RECIPE, fit_with_recipe, init_forget_bias  # noqa: E402
 from emoser.train import evaluate, fit, set_seed, stratified_split  # noqa: E402
 
 FRAME = 500
 BASE_VARIANTS = ("original", "default", "float64-default", "torch-lstm", "chunked", "fast-frontend",
-                 "fused-lstm", "fast", "to-target")
+                 "fused-lstm", "fast", "to-target", "to-target-fit-defaults")
 
 
 # ------------------------------------------------------------------------------------------
@@ -327,14 +332,20 @@ def run_variant(spec: str, args) -> dict:
         cpu_marks.append(time.process_time())
         if bs:
             kw["batch_size"] = bs
-        if name == "to-target":
+        if name.startswith("to-target"):
             hit = {}
 
             def stop(record):
                 if record["val_acc"] >= args.target and not hit:
                     hit.update(record)
                 return bool(hit)
-            hist = fit(model, train_set, test_set, epochs=args.max_epochs, callback=stop, **kw)
+            if name == "to-target":  # the course's recipe, as chapters 6 and 7 train
+                init_forget_bias(model, RECIPE.forget_bias)
+                recipe = RECIPE.replace(batch_size=bs) if bs else RECIPE
+                hist = fit_with_recipe(model, train_set, test_set, recipe=recipe, seed=0, device=dev,
+                                       log=log, callback=stop)
+            else:
+                hist = fit(model, train_set, test_set, epochs=args.max_epochs, callback=stop, **kw)
             cum = np.cumsum(hist["seconds"]).tolist()
             res.update(target=args.target, reached=bool(hit), epoch=hit.get("epoch"),
                        seconds_to_target=cum[hit["epoch"] - 1] if hit else None,

@@ -338,7 +338,7 @@ def _progress_bar(total: int, enabled: bool, desc: str):
 # --------------------------------------------------------------------------- fit
 def fit(model: nn.Module, train_set: Dataset, val_set: Dataset | None = None, *, epochs: int = 20,
         lr: float = 1e-3, batch_size: int = 10, seed: int = 0, progress: bool = True,
-        device: str | torch.device | None = None, shuffle: bool = True, bucket: bool | int = True,
+        device: str | torch.device | None = None, shuffle: bool = True, bucket: bool | int = False,
         log: Callable[[str], Any] | None = print, optimizer=None, weight_decay: float = 0.0,
         callback: Callable[[dict], Any] | None = None,
         clip_grad_norm: float | None = None) -> History:
@@ -368,8 +368,10 @@ def fit(model: nn.Module, train_set: Dataset, val_set: Dataset | None = None, *,
             None means :func:`emoser.train.device` (``EMOSER_DEVICE``, else a GPU when available).
         shuffle (bool): shuffle every epoch (default True; False reproduces the
             original's fixed order, for the chapter that shows why it fails).
-        bucket (bool | int): group batches by length; an int sets how many batches
-            form a pool (True means 8; a pool never holds more than a quarter of the data).
+        bucket (bool | int): group batches by length (default False); an int sets how
+            many batches form a pool (True means 8; a pool never holds more than a quarter
+            of the data). Less padding, but where length predicts the class (sad TESS
+            recordings are longer) most batches then hold one class (chapter 6).
         log (callable | None): receives one line per epoch (default ``print``; None: silent).
         optimizer (torch.optim.Optimizer | callable | None): an optimizer over the
             model's parameters, or a function ``params -> optimizer``; None means

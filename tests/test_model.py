@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from emoser.lstm import LstmLayer
-from emoser.model import AudioNet, describe_shapes, min_frame_length
+from emoser.model import AudioNet, describe_shapes, min_frame_length, relu_max_pool2
 
 
 def _batch(n=3, t=6, d=500, lengths=(6, 2, 4), dtype=torch.float32, seed=0):
@@ -108,6 +108,62 @@ def test_matches_a_plain_reference_computation():
             seq = torch.stack(outs)
         expected = model.fc(torch.relu(seq[-1]))
         torch.testing.assert_close(logits[k], expected, rtol=0, atol=1e-12)
+
+
+def _literal_relu_max_pool(y):
+    return F.max_pool1d(F.relu(y), 2, 2)
+
+
+@pytest.mark.parametrize("length", [2, 7, 122, 123])
+@pytest.mark.parametrize("ties", [False, True])
+def test_relu_max_pool2_is_relu_then_max_pooling(length, ties):
+    """Same values and exactly the same gradients as the literal ops, odd lengths and ties included."""
+    gen = torch.Generator().manual_seed(length)
+    y = torch.randn(5, 4, length, generator=gen)
+    if ties:  # small integers: many equal pairs, many zeros and negative pairs
+        y = torch.randint(-2, 3, (5, 4, length), generator=gen).float()
+    weight = torch.randn(5, 4, length // 2, generator=gen)
+    results = []
+    for pool in (relu_max_pool2, _literal_relu_max_pool):
+        x = y.clone().requires_grad_(True)
+        out = pool(x)
+        (out * weight).sum().backward()
+        results.append((out.detach(), x.grad))
+    (out_fast, grad_fast), (out_ref, grad_ref) = results
+    assert torch.equal(out_fast, out_ref)
+    assert torch.equal(grad_fast, grad_ref)
+
+
+def test_relu_max_pool2_gradcheck_and_errors():
+    y = torch.randn(2, 3, 9, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(relu_max_pool2, (y,))
+    with pytest.raises(ValueError, match="at least 2 samples"):
+        relu_max_pool2(torch.zeros(2, 3, 1))
+
+
+def test_training_is_bitwise_the_same_as_with_the_literal_ops():
+    """fast_pool changes no number: two training steps give identical weights."""
+    def train(fast_pool):
+        torch.manual_seed(0)
+        model = AudioNet(hiddenSize=16, convOutNum=8)
+        model.fast_pool = fast_pool
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+        x, lengths = _batch()
+        for _ in range(2):
+            optimizer.zero_grad()
+            F.cross_entropy(model(x, lengths), torch.tensor([0, 1, 1])).backward()
+            optimizer.step()
+        return model.state_dict()
+
+    assert AudioNet.fast_pool is True  # the default path
+    fast, literal = train(True), train(False)
+    assert all(torch.equal(fast[name], literal[name]) for name in fast)
+    trace_fast, trace_literal = [], []
+    for fast_pool, trace in ((True, trace_fast), (False, trace_literal)):
+        model = AudioNet()
+        model.fast_pool = fast_pool
+        model.frontend(torch.zeros(2, 500), trace)
+    assert trace_fast == trace_literal  # chapter 5's table of shapes does not change
 
 
 @pytest.mark.parametrize("layers", [1, 2, 3])

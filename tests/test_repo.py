@@ -40,9 +40,10 @@ cb = _load_tool("check_book")
 
 EXPECTED_CHAPTERS = [
     "chapters/01_data", "chapters/02_framing", "chapters/03_lstm_cell", "chapters/04_lstm_layer",
-    "chapters/05_audionet", "chapters/06_training", "chapters/08_speed",
-    "chapters/09_what_went_wrong", "chapters/12_your_voice",
-]  # 07_evaluation, 10_speaker_independent and 11_seven_emotions return once executed
+    "chapters/05_audionet", "chapters/06_training", "chapters/07_evaluation", "chapters/08_speed",
+    "chapters/09_what_went_wrong", "chapters/10_speaker_independent",
+    "chapters/11_seven_emotions", "chapters/12_your_voice",
+]
 PNG = bytes.fromhex("89504e470d0a1a0a") + b"not really a png, but not empty"
 
 
