@@ -17,3 +17,23 @@ import matplotlib
 os.environ["TQDM_DISABLE"] = "1"
 matplotlib.use("Agg")  # this process (unit tests); read once, at import time of pyplot users
 os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"  # inherited by kernels
+
+
+# --------------------------------------------------------------------------- chapter times
+# nbval reports one test per cell; CI's log should also say how long each chapter took.
+_seconds_per_file: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report):
+    path = report.nodeid.split("::", 1)[0]
+    _seconds_per_file[path] = _seconds_per_file.get(path, 0.0) + report.duration
+
+
+def pytest_terminal_summary(terminalreporter):
+    chapters = {p: s for p, s in _seconds_per_file.items() if p.endswith(".ipynb")}
+    if not chapters:
+        return
+    terminalreporter.section("execution time per chapter (nbval: set-up, cells, tear-down)")
+    for path, seconds in sorted(chapters.items()):
+        terminalreporter.write_line(f"{seconds:8.1f} s  {path}")
+    terminalreporter.write_line(f"{sum(chapters.values()):8.1f} s  all {len(chapters)} chapters")
