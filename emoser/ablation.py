@@ -33,11 +33,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .experiments import RECIPE, Recipe, init_forget_bias
+from .experiments import RECIPE, Recipe, fit_with_recipe, init_forget_bias
 from .frames import FrameDataset, Normalizer
 from .model import AudioNet
 from .splits import stratified_split
-from .train import Evaluation, History, evaluate, fit, set_seed
+from .train import Evaluation, History, evaluate, set_seed
 
 __all__ = [
     "DEFECTS", "DEFECT_TITLES", "misaligned_lengths", "ToldLengths", "DefectRun", "run_with_defect",
@@ -264,20 +264,9 @@ def run_with_defect(data, defect: str | None = None, seed: int = 0, *, recipe: R
     model = AudioNet(**{"numClass": n_classes, "inDim": int(frame_length), **(model_kwargs or {})}).to(dtype)
     if recipe.forget_bias is not None:
         init_forget_bias(model, recipe.forget_bias)
-    optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay,
-                                 amsgrad=recipe.amsgrad)
-    scheduler = recipe.scheduler(optimizer)
-
-    def on_epoch(record):
-        if scheduler is not None:
-            scheduler.step()
-
-    history = fit(model, train_set, test_set, epochs=recipe.epochs, lr=recipe.lr,
-                  batch_size=recipe.batch_size, seed=seed, progress=False, device=device,
-                  shuffle=shuffle, bucket=recipe.bucket if shuffle else False, log=log, optimizer=optimizer,
-                  weight_decay=recipe.weight_decay, clip_grad_norm=recipe.clip_grad_norm,
-                  callback=on_epoch)
-    history.params.update({"defect": defect, "schedule": recipe.schedule, "monitor": "test set"})
+    history = fit_with_recipe(model, train_set, test_set, recipe=recipe, seed=seed, device=device,
+                              log=log, progress=False, shuffle=shuffle)
+    history.params.update({"defect": defect, "monitor": "test set"})
     evaluation = evaluate(model, test_set, n_classes=n_classes)
     return DefectRun(defect=defect, model=model, history=history, evaluation=evaluation, seed=seed,
                      recipe=recipe, train_idx=np.asarray(train_idx), test_idx=np.asarray(test_idx),

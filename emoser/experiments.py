@@ -219,7 +219,7 @@ def make_normalizer(mode: str, train_waves: Sequence) -> Normalizer | PerUtteran
 def fit_with_recipe(model: torch.nn.Module, train_set, val_set=None, *, recipe: Recipe = RECIPE,
                     seed: int = 0, device: str | torch.device | None = None,
                     log: Callable[[str], Any] | None = print, progress: bool = False,
-                    callback: Callable | None = None) -> History:
+                    callback: Callable | None = None, shuffle: bool = True) -> History:
     """Train with a :class:`Recipe`: Adam, gradient clipping and the recipe's schedule.
 
     The same as calling :func:`emoser.train.fit` with the recipe's batch size,
@@ -235,6 +235,8 @@ def fit_with_recipe(model: torch.nn.Module, train_set, val_set=None, *, recipe: 
         seed (int): seed of the batch order.
         device, log, progress: as for :func:`emoser.train.fit`.
         callback (callable | None): called after every epoch, after the schedule's step.
+        shuffle (bool): shuffle every epoch (default True). False keeps the data set's
+            order, never bucketed, for the defect of chapter 9.
 
     Returns:
         History: one record per epoch (``params`` also holds the schedule).
@@ -254,8 +256,9 @@ def fit_with_recipe(model: torch.nn.Module, train_set, val_set=None, *, recipe: 
 
     history = fit(model, train_set, val_set, epochs=recipe.epochs, lr=recipe.lr,
                   batch_size=recipe.batch_size, seed=seed, progress=progress, device=device,
-                  log=log, optimizer=optimizer, weight_decay=recipe.weight_decay,
-                  clip_grad_norm=recipe.clip_grad_norm, bucket=recipe.bucket, callback=on_epoch)
+                  shuffle=shuffle, bucket=recipe.bucket if shuffle else False, log=log,
+                  optimizer=optimizer, weight_decay=recipe.weight_decay,
+                  clip_grad_norm=recipe.clip_grad_norm, callback=on_epoch)
     history.params["schedule"] = recipe.schedule
     return history
 
@@ -497,9 +500,7 @@ def run_seeds(data, seeds: Iterable[int] = range(5), *, log: Callable[[str], Any
         if log is not None:
             log(f"seed {s}: test accuracy {100 * run.accuracy:.2f}%  "
                 f"({run.history.total_seconds:.0f} s of training)")
-    accs = np.array([r.accuracy for r in runs], dtype=float)
-    std = float(accs.std(ddof=1)) if len(accs) > 1 else 0.0
-    return SeedRuns(seeds=seeds, results=runs, mean=float(accs.mean()), std=std)
+    return SeedRuns.of_runs(seeds, runs)
 
 
 def seed_table(spread: SeedRuns, seconds: bool = False) -> str:
