@@ -187,9 +187,7 @@ def retest_per_speaker(spread: SeedRuns, data) -> SeedRuns:
                                 dtype=next(run.model.parameters()).dtype)
         ev = evaluate(run.model, test_set, n_classes=len(run.classes))
         runs.append(dataclasses.replace(run, evaluation=ev, normalizer=norms))
-    accs = np.array([r.accuracy for r in runs], dtype=float)
-    std = float(accs.std(ddof=1)) if len(accs) > 1 else 0.0
-    return SeedRuns(seeds=list(spread.seeds), results=runs, mean=float(accs.mean()), std=std)
+    return SeedRuns.of_runs(spread.seeds, runs)
 
 
 # --------------------------------------------------------------------------- best-epoch selection
@@ -312,9 +310,7 @@ def run_split_seeds(data, seeds: Iterable[int], indices: Callable[[int], tuple],
             log(f"{prefix}seed {s}: test accuracy {100 * run.accuracy:.1f}% "
                 f"(epoch {run.history.params['selected_epoch']} of {len(run.history)} selected, "
                 f"validation accuracy {100 * (keeper.best_val_acc if keeper else np.nan):.1f}%)")
-    accs = np.array([r.accuracy for r in runs], dtype=float)
-    std = float(accs.std(ddof=1)) if len(accs) > 1 else 0.0
-    return SeedRuns(seeds=seeds, results=runs, mean=float(accs.mean()), std=std)
+    return SeedRuns.of_runs(seeds, runs)
 
 
 # --------------------------------------------------------------------------- acoustics

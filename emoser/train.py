@@ -744,6 +744,21 @@ class SeedRuns:
             body = fmt(self.mean, self.std)
         return f"{body} (mean ± std over {len(self.seeds)} seeds)"
 
+    @classmethod
+    def of_runs(cls, seeds: Iterable[int], runs: Sequence) -> SeedRuns:
+        """Summarise runs that have an ``accuracy``: mean and sample std of their accuracies.
+
+        Chapter: chapters/07_evaluation.ipynb
+        """
+        mean, std = _mean_std([r.accuracy for r in runs])
+        return cls(seeds=list(seeds), results=list(runs), mean=mean, std=std)
+
+
+def _mean_std(values) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for a single value)."""
+    values = np.asarray(values, dtype=float)
+    return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
+
 
 def _score(result) -> float | dict:
     if isinstance(result, Evaluation):
@@ -772,15 +787,11 @@ def multi_seed(run_fn: Callable[[int], Any], seeds: Iterable[int]) -> SeedRuns:
     results = [run_fn(s) for s in seeds]
     scores = [_score(r) for r in results]
 
-    def stats(values):
-        values = np.asarray(values, dtype=float)
-        return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
-
     if isinstance(scores[0], dict):
         keys = list(scores[0])
-        pairs = {k: stats([s[k] for s in scores]) for k in keys}
+        pairs = {k: _mean_std([s[k] for s in scores]) for k in keys}
         mean = {k: p[0] for k, p in pairs.items()}
         std = {k: p[1] for k, p in pairs.items()}
     else:
-        mean, std = stats(scores)
+        mean, std = _mean_std(scores)
     return SeedRuns(seeds=seeds, results=results, mean=mean, std=std)

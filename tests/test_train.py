@@ -308,6 +308,16 @@ def test_multi_seed():
     assert single.mean == 0.9 and single.std == 0.0 and "1 seeds" in str(single)
 
 
+def test_seed_runs_of_runs_summarises_accuracies():
+    from types import SimpleNamespace
+    runs = [SimpleNamespace(accuracy=a) for a in (1.0, 0.9, 0.95)]
+    spread = train.SeedRuns.of_runs((4, 5, 6), runs)
+    assert spread.seeds == [4, 5, 6] and spread.results == runs
+    assert spread.mean == pytest.approx(0.95) and spread.std == pytest.approx(0.05)
+    one = train.SeedRuns.of_runs([0], runs[:1])
+    assert (one.mean, one.std) == (1.0, 0.0)
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_fit_and_evaluate_on_gpu(toy_sets, tmp_path):
