@@ -8,7 +8,8 @@ Variants (``--variants``, comma-separated):
   original        emoser.original: float64, padded to the whole set's longest sequence, batch 10,
                   Adam lr 1e-4, fixed order, padded frames through CNN and LSTM
   default         emoser.model.AudioNet (float32) trained by emoser.train.fit with its defaults
-                  (valid frames only, bucketing by length, batch 10, Adam lr 1e-3)
+                  (valid frames only, LSTM fast path, ReLU + max pooling in one step, no
+                  bucketing, batch 10, Adam lr 1e-3)
   float64-default the same in float64
   torch-lstm      AudioNet's CNN + torch.nn.LSTM (packed sequences) instead of the hand-built layers
   chunked         default, the CNN front-end run over chunks of 256 frames (same arithmetic)
@@ -18,7 +19,7 @@ Variants (``--variants``, comma-separated):
   to-target       the course's recipe (emoser.experiments.RECIPE, chapters 6-7: forget-gate bias 1,
                   Adam with a cosine schedule over its epochs, clipping, no bucketing), tested on the
                   30 % split after every epoch until --target accuracy (at most the recipe's epochs)
-  to-target-fit-defaults  the same with emoser.train.fit's defaults (constant lr 1e-3, bucketing),
+  to-target-fit-defaults  the same with emoser.train.fit's defaults (constant lr 1e-3, no forget-gate bias),
                   at most --max-epochs
   (append "@bsN" to a variant for batch size N, e.g. default@bs32)
 
