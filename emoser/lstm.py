@@ -20,6 +20,8 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from .speed import lstm_recurrence
+
 __all__ = [
     "LstmCell",
     "LstmLayer",
@@ -120,17 +122,21 @@ class LstmLayer(nn.Module):
         fast (bool): Default evaluation path. ``True``: one input product for all
             steps and one state product per step (same equations, same parameters);
             ``False``: call the literal :class:`LstmCell` at every step.
+        fused (bool): With the fast path, run the recurrence as one autograd node whose
+            backward pass through time is written by hand (:func:`emoser.speed.lstm_recurrence`,
+            chapter 8); ``False``: let autograd record every step.
 
     Attributes:
         cell (LstmCell): Holds the four gate layers (the only parameters).
     """
 
-    def __init__(self, input_size: int, hidden_size: int, fast: bool = True):
+    def __init__(self, input_size: int, hidden_size: int, fast: bool = True, fused: bool = True):
         super().__init__()
         self.cell = LstmCell(input_size, hidden_size)
         self.input_size = self.cell.input_size
         self.hidden_size = self.cell.hidden_size
         self.fast = bool(fast)
+        self.fused = bool(fused)
 
     def stacked_weights(self):
         """The four gates' parameters regrouped (differentiably) for the fast path.
@@ -148,7 +154,7 @@ class LstmLayer(nn.Module):
         return w[:, : self.input_size], w[:, self.input_size:], b
 
     def forward(self, x: torch.Tensor, lengths=None, last_only: bool = False, state=None,
-                fast: bool | None = None):
+                fast: bool | None = None, fused: bool | None = None):
         """Run the layer over a (padded) batch of sequences.
 
         Chapter: chapters/04_lstm_layer.ipynb
@@ -159,6 +165,7 @@ class LstmLayer(nn.Module):
             last_only (bool): Return only each sequence's state at step ``length - 1``.
             state (tuple | None): Initial ``(h, c)``, each ``N × H``; ``None`` means zeros.
             fast (bool | None): Override the layer's ``fast`` setting for this call.
+            fused (bool | None): Override the layer's ``fused`` setting for this call.
 
         Returns:
             tuple: ``(h_last, c_last)`` (each ``N × H``) if ``last_only``, else
@@ -176,8 +183,14 @@ class LstmLayer(nn.Module):
             steps = t_pad
         h, c = self.cell.zero_state(x) if state is None else state
         use_fast = self.fast if fast is None else fast
+        use_fused = use_fast and (self.fused if fused is None else fused)
         hs, cs = [], []
-        if use_fast:
+        if use_fused:
+            w_x, w_h, b = self.stacked_weights()
+            xg = F.linear(x[:, :steps].transpose(0, 1), w_x, b)  # T × N × 4H
+            h_all, c_all = lstm_recurrence(xg, w_h, h, c)
+            h_all, c_all = h_all.transpose(0, 1), c_all.transpose(0, 1)
+        elif use_fast:
             w_x, w_h, b = self.stacked_weights()
             hid = self.hidden_size
             # input part of all gates, all steps: one product, laid out T × N × 4H
@@ -197,8 +210,9 @@ class LstmLayer(nn.Module):
                 h, c = self.cell(x_t, (h, c))
                 hs.append(h)
                 cs.append(c)
-        h_all = torch.stack(hs, dim=1)
-        c_all = torch.stack(cs, dim=1)
+        if not use_fused:
+            h_all = torch.stack(hs, dim=1)
+            c_all = torch.stack(cs, dim=1)
         if last_only:
             if lengths is None:
                 return h_all[:, -1], c_all[:, -1]

@@ -14,6 +14,7 @@ from torch import nn
 import torch.nn.functional as F
 
 from .lstm import LstmLayer
+from .speed import frontend_gemm, frontend_receptive_field, lstm_stack_last
 
 __all__ = ["AudioNet", "min_frame_length", "describe_shapes", "relu_max_pool2"]
 
@@ -154,6 +155,7 @@ class AudioNet(nn.Module):
             nn.Conv1d(convOutNum, convOutNum, convKernelSize, stride=2) for _ in range(n_modules)
         )
         self.maxpool = nn.MaxPool1d(2, 2)
+        self.frontend_plan = frontend_receptive_field(self.inDim, self.convLayerNum, self.convKernelSize)
         with torch.no_grad():
             self.feature_size = int(self.frontend(torch.zeros(1, inDim)).shape[1])
         sizes = [self.feature_size] + [hiddenSize] * lstmLayerNum
@@ -164,6 +166,16 @@ class AudioNet(nn.Module):
     #: (the same numbers, faster); ``False``: with ``F.relu`` and ``nn.MaxPool1d``, as
     #: written in the original. Chapter 8 times both.
     fast_pool: bool = True
+
+    #: ``True``: :meth:`frontend` computes the same function as matrix products with a
+    #: hand-written backward pass (:func:`emoser.speed.frontend_gemm`, only the samples that
+    #: reach the output); ``False``: with the modules, as written below. Chapter 8 times both.
+    gemm_frontend: bool = True
+
+    #: ``True``: with two or more LSTM layers on their fused path, run them together as a
+    #: wavefront (:func:`emoser.speed.lstm_stack_last`, the same result); ``False``: one
+    #: layer after the other, as written in :meth:`_forward`. Chapter 8 times both.
+    wavefront_lstm: bool = True
 
     def conv_blocks(self):
         """The convolution applied in each block, in order (the same module repeats if shared).
@@ -178,6 +190,26 @@ class AudioNet(nn.Module):
 
     def frontend(self, frames: torch.Tensor, trace: list | None = None) -> torch.Tensor:
         """Features of independent frames: ``M × D`` → ``M × F``.
+
+        With ``gemm_frontend`` (the default) and no ``trace``, the same function is computed
+        by :func:`emoser.speed.frontend_gemm` (chapter 8); otherwise by
+        :meth:`frontend_literal`, the modules applied one after the other.
+
+        Chapter: chapters/05_audionet.ipynb
+
+        Args:
+            frames (torch.Tensor): ``M × D`` frames.
+            trace (list | None): If given, ``(stage name, shape)`` pairs are appended.
+
+        Returns:
+            torch.Tensor: ``M × F`` features.
+        """
+        if self.gemm_frontend and trace is None and not frames.requires_grad and frames.ndim == 2:
+            return frontend_gemm(frames, self.frontend_plan, self.conv_blocks())
+        return self.frontend_literal(frames, trace)
+
+    def frontend_literal(self, frames: torch.Tensor, trace: list | None = None) -> torch.Tensor:
+        """The front-end as the spec writes it: average pooling, then per block conv, ReLU, max pooling.
 
         Chapter: chapters/05_audionet.ipynb
 
@@ -232,6 +264,8 @@ class AudioNet(nn.Module):
         seq = x.new_zeros(n, steps, self.feature_size).index_put((mask,), feats)
         if trace is not None:
             trace.append(("features scattered back (N×T×F)", tuple(seq.shape)))
+        if trace is None and self._use_wavefront():
+            return self.fc(F.relu(lstm_stack_last(self.lstm, seq, lengths)))
         h = seq
         for k, layer in enumerate(self.lstm[:-1], start=1):
             h, _ = layer(h, lengths)
@@ -244,6 +278,9 @@ class AudioNet(nn.Module):
         if trace is not None:
             trace.append(("ReLU + linear: logits (N×numClass)", tuple(logits.shape)))
         return logits
+
+    def _use_wavefront(self) -> bool:
+        return self.wavefront_lstm and len(self.lstm) >= 2 and all(layer.fast and layer.fused for layer in self.lstm)
 
     def forward(self, x: torch.Tensor, lengths=None) -> torch.Tensor:
         """Classify padded frame sequences.

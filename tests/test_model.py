@@ -78,10 +78,13 @@ def test_padding_invariance(dtype, atol):
     torch.testing.assert_close(model(x, lengths), model(garbage, lengths), rtol=0, atol=atol)
 
 
-def test_only_valid_frames_enter_the_cnn():
+@pytest.mark.parametrize("gemm", [True, False])
+def test_only_valid_frames_enter_the_cnn(gemm):
     model = AudioNet()
+    model.gemm_frontend = gemm
     seen = []
-    model.conv1.register_forward_hook(lambda m, i, o: seen.append(i[0].shape[0]))
+    frontend = model.frontend
+    model.frontend = lambda frames, trace=None: seen.append(frames.shape[0]) or frontend(frames, trace)
     x, lengths = _batch(t=30)
     model(x, lengths)
     assert seen == [int(lengths.sum())]
@@ -146,6 +149,7 @@ def test_training_is_bitwise_the_same_as_with_the_literal_ops():
     def train(fast_pool):
         torch.manual_seed(0)
         model = AudioNet(hiddenSize=16, convOutNum=8)
+        model.gemm_frontend = False  # fast_pool belongs to the literal front-end
         model.fast_pool = fast_pool
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
         x, lengths = _batch()

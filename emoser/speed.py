@@ -1,0 +1,537 @@
+"""The arithmetic of AudioNet's default training path, written out for speed.
+
+Two autograd functions compute exactly the functions of the spec, with fewer and larger
+operations and a hand-written backward pass:
+
+* :func:`frontend_gemm`: AudioNet's CNN front-end (average pooling, the convolutions, ReLU,
+  max pooling) on channels-last matrices. Every convolution is one to three plain matrix
+  products, and only the samples that can reach the output are computed
+  (:func:`frontend_receptive_field`: with frames of 500 samples the last 118 never do).
+* :func:`lstm_recurrence`: the LSTM recurrence over all time steps as one autograd node;
+  the backward pass through time (BPTT) is written by hand, with the gate equations of
+  chapter 3 differentiated once.
+
+The tests check both against the literal modules (``nn.Conv1d``, ``F.max_pool1d``, the
+per-step :class:`~emoser.lstm.LstmCell` through autograd), values and gradients, in float64.
+
+Chapter: chapters/08_speed.ipynb
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+__all__ = ["FrontendPlan", "frontend_receptive_field", "frontend_gemm", "lstm_recurrence"]
+
+
+# ---------------------------------------------------------------------------------------------
+# The CNN front-end
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FrontendPlan:
+    """How many positions each stage of the front-end must compute for the output.
+
+    Attributes:
+        in_dim (int): Frame length ``D``.
+        kernel (int): Convolution kernel size ``K`` (stride 2 everywhere).
+        conv_outputs (tuple[int, ...]): Conv outputs each block must compute (even numbers:
+            max pooling pairs them).
+        conv_inputs (tuple[int, ...]): Input positions each block reads (block 1: samples of
+            the average-pooled frame).
+        full_conv_outputs (tuple[int, ...]): Conv outputs each block has in the literal model.
+        samples_used (int): Samples of the raw frame that can change the output (the first ones).
+    """
+
+    in_dim: int
+    kernel: int
+    conv_outputs: tuple
+    conv_inputs: tuple
+    full_conv_outputs: tuple
+    samples_used: int
+
+    @property
+    def out_positions(self) -> int:
+        """Positions per channel after the last max pooling (``F = C · out_positions``)."""
+        return self.conv_outputs[-1] // 2
+
+
+def frontend_receptive_field(in_dim: int, conv_layers: int, kernel: int) -> FrontendPlan:
+    """Work backwards from the front-end's output to the samples it can see.
+
+    Max pooling 2/2 drops an odd last conv output; a stride-2 convolution of kernel ``K``
+    with ``m`` outputs reads ``2(m - 1) + K`` inputs. Starting from the final pooled length
+    and going back block by block gives the positions each block must compute, and the
+    first samples of the frame that reach the output at all. For AudioNet's defaults
+    (``D = 500``, 3 blocks, ``K = 5``) that is 382 samples: the last 118 samples of every
+    frame never influence the model.
+
+    Chapter: chapters/08_speed.ipynb
+
+    Args:
+        in_dim (int): Frame length ``D``.
+        conv_layers (int): Number of convolution blocks.
+        kernel (int): Kernel size ``K``.
+
+    Returns:
+        FrontendPlan: The lengths per block.
+    """
+    length, full = in_dim // 2, []
+    for _ in range(conv_layers):
+        conv = (length - kernel) // 2 + 1 if length >= kernel else 0
+        full.append(conv)
+        length = conv // 2
+    if length < 1:
+        raise ValueError(f"a frame of {in_dim} samples is too short for {conv_layers} blocks of kernel {kernel}")
+    pooled, outs, ins = length, [], []
+    for _ in range(conv_layers):
+        outs.append(2 * pooled)
+        ins.append(2 * (2 * pooled - 1) + kernel)
+        pooled = ins[-1]
+    outs.reverse()
+    ins.reverse()
+    return FrontendPlan(in_dim, kernel, tuple(outs), tuple(ins), tuple(full), 2 * ins[0])
+
+
+def _pool_pairs(z: torch.Tensor, channels: int, out: torch.Tensor | None = None):
+    """ReLU + max pooling 2/2 over rows of a channels-last ``M × 2n × C`` conv output.
+
+    Returns the pooled ``M × n × C`` (written into ``out`` if given) and, as 0/1 floats, which
+    element of each pair won (1: the first; ties go to the first, as in ``max_pool1d``).
+    Float masks, not booleans: multiplying by a float is several times faster on a CPU
+    than any operation that mixes booleans and floats.
+    """
+    pairs = z.reshape(z.shape[0], -1, 2 * channels)
+    left, right = pairs[..., :channels], pairs[..., channels:]
+    pooled = torch.maximum(left, right) if out is None else torch.maximum(left, right, out=out)
+    take_left = torch.ge(left, right, out=pooled.new_empty(pooled.shape))
+    return pooled.clamp_min_(0), take_left
+
+
+def _unpool_pairs(grad: torch.Tensor, pooled: torch.Tensor, take_left: torch.Tensor, out: torch.Tensor):
+    """Backward of :func:`_pool_pairs`: route ``grad`` (``M × n × C``) into ``out`` (``M × 2n × C``)."""
+    channels = grad.shape[-1]
+    grad = grad * torch.gt(pooled, 0, out=torch.empty_like(grad))  # ReLU: none where clipped to 0
+    pairs = out.view(out.shape[0], -1, 2 * channels)
+    left = torch.mul(grad, take_left, out=pairs[..., :channels])
+    torch.sub(grad, left, out=pairs[..., channels:])
+
+
+def _shift_weights(weight: torch.Tensor):
+    """Conv weight ``C_out × C × K`` as ``ceil(K/2)`` matrices over pairs of input rows.
+
+    Shift ``s`` covers taps ``2s`` and ``2s + 1``: a ``2C × C_out`` matrix (``C × C_out`` for
+    the last, single tap of an odd ``K``), matching rows ``[a_{2r}, a_{2r+1}]`` of the input.
+    """
+    c_out, c_in, k = weight.shape
+    mats = []
+    for s in range(0, k, 2):
+        taps = weight[:, :, s:s + 2]  # C_out × C × (1 or 2)
+        mats.append(taps.permute(2, 1, 0).reshape(-1, c_out))
+    return mats
+
+
+def _input_buffer(m: int, n_in: int, channels: int, kernel: int, like: torch.Tensor):
+    """A conv block's input as ``(M·rows + extra) × 2C``: row ``r`` of frame ``m`` holds positions
+    ``2r`` and ``2r + 1``; positions past ``n_in`` and the extra rows are zero.
+
+    Returns the buffer and its ``M × n_in × C`` view, where the previous block pools into.
+    """
+    rows = (n_in + 1) // 2
+    extra = (kernel + 1) // 2 - 1  # a shifted product reads up to this many rows past the end
+    a = like.new_empty(m * rows + extra, 2 * channels)
+    a[m * rows:] = 0
+    frames = a[:m * rows].view(m, 2 * rows, channels)
+    frames[:, n_in:] = 0
+    return a, frames[:, :n_in]
+
+
+class _FrontendGemm(torch.autograd.Function):
+    """The front-end as matrix products on channels-last tensors; backward by hand.
+
+    Block 1 runs over chunks of ``CHUNK`` frames, so that its conv output (the largest
+    tensor of the front-end, ``K`` times the pooled input) stays in the CPU's caches; its
+    backward recomputes the windows of each chunk instead of storing them.
+    """
+
+    CHUNK = 256
+
+    @staticmethod
+    def forward(ctx, frames, plan, *params):
+        m = frames.shape[0]
+        weights, biases = params[0::2], params[1::2]
+        n_blocks = len(weights)
+        k = plan.kernel
+        # block 1: average pooling 2/2; conv output p reads avg[2p : 2p + K]; pairs (2q, 2q+1) pooled
+        avg = (frames[:, 0:plan.samples_used:2] + frames[:, 1:plan.samples_used:2]) * 0.5
+        w1, b1 = weights[0], biases[0]
+        c = w1.shape[0]
+        half = plan.conv_outputs[0] // 2
+        if n_blocks > 1:
+            a, pooled = _input_buffer(m, plan.conv_inputs[1], c, k, frames)
+        else:
+            a, pooled = None, frames.new_empty(m, half, c)
+        take_left = frames.new_empty(m, half, c)
+        w1_t = w1.view(c, k).t()
+        for s in range(0, m, _FrontendGemm.CHUNK):
+            e = min(s + _FrontendGemm.CHUNK, m)
+            even, odd = _block1_windows(avg[s:e], k, half)
+            z_even = torch.addmm(b1, even, w1_t).view(e - s, half, c)
+            z_odd = torch.addmm(b1, odd, w1_t).view(e - s, half, c)
+            torch.ge(z_even, z_odd, out=take_left[s:e])
+            torch.maximum(z_even, z_odd, out=pooled[s:e]).clamp_min_(0)
+        saved = [avg, pooled, take_left]
+        for b in range(1, n_blocks):
+            w, bias = weights[b], biases[b]
+            rows = (plan.conv_inputs[b] + 1) // 2
+            mats = _shift_weights(w)
+            n = m * rows
+            z = torch.addmm(bias, a[0:n], mats[0])
+            for s in range(1, len(mats)):
+                z.addmm_(a[s:s + n, :mats[s].shape[0]], mats[s])
+            z = z.view(m, rows, -1)[:, :plan.conv_outputs[b]]
+            c = w.shape[0]
+            saved_a = a
+            if b + 1 < n_blocks:  # pool straight into the next block's input buffer
+                a, target = _input_buffer(m, plan.conv_inputs[b + 1], c, k, frames)
+                pooled, take_left = _pool_pairs(z, c, out=target)
+            else:
+                pooled, take_left = _pool_pairs(z, c)
+            saved += [saved_a, pooled, take_left]
+        ctx.save_for_backward(*saved, *weights)
+        ctx.plan, ctx.m, ctx.n_blocks = plan, m, n_blocks
+        return pooled.transpose(1, 2).reshape(m, -1)  # M × (C · n), channel-major as in the model
+
+    @staticmethod
+    def backward(ctx, grad_features):
+        plan, m, n_blocks = ctx.plan, ctx.m, ctx.n_blocks
+        saved = ctx.saved_tensors
+        weights = saved[3 * n_blocks:]
+        k = plan.kernel
+        grads = [None] * (2 * n_blocks)
+        c_last = weights[-1].shape[0]
+        grad = grad_features.view(m, c_last, -1).transpose(1, 2)  # M × n × C
+        for b in range(n_blocks - 1, 0, -1):
+            a, pooled, take_left = saved[3 * b: 3 * b + 3]
+            w = weights[b]
+            c_out, c_in = w.shape[0], w.shape[1]
+            n_in, n_out = plan.conv_inputs[b], plan.conv_outputs[b]
+            rows = (n_in + 1) // 2
+            n = m * rows
+            grad_z = grad.new_empty(m, rows, c_out)
+            grad_z[:, n_out:] = 0  # rows past the needed outputs: no gradient
+            _unpool_pairs(grad, pooled, take_left, grad_z[:, :n_out])
+            grad_z = grad_z.view(n, c_out)
+            mats = _shift_weights(w)
+            grad_w = torch.empty_like(w)
+            grad_a = torch.empty_like(a)
+            grad_a[n:] = 0
+            for s, mat in enumerate(mats):
+                width = mat.shape[0]
+                g = grad_z.t() @ a[s:s + n, :width]  # C_out × width
+                taps = width // c_in
+                grad_w[:, :, 2 * s:2 * s + taps] = g.view(c_out, taps, c_in).transpose(1, 2)
+                if s == 0:  # the first shift covers every row: it sets them, the others add
+                    torch.mm(grad_z, mat.t(), out=grad_a[0:n])
+                else:
+                    grad_a[s:s + n, :width].addmm_(grad_z, mat.t())
+            grads[2 * b] = grad_w
+            grads[2 * b + 1] = grad_z.sum(0)
+            grad = grad_a[:n].view(m, 2 * rows, c_in)[:, :n_in]
+        avg, pooled, take_left = saved[0:3]
+        c = weights[0].shape[0]
+        half = plan.conv_outputs[0] // 2
+        grad_w1 = grad.new_zeros(c, k)
+        grad_b1 = grad.new_zeros(c)
+        for s in range(0, m, _FrontendGemm.CHUNK):
+            e = min(s + _FrontendGemm.CHUNK, m)
+            g = grad[s:e] * torch.gt(pooled[s:e], 0, out=torch.empty_like(pooled[s:e]))
+            g_even = g * take_left[s:e]
+            g_odd = g - g_even
+            even, odd = _block1_windows(avg[s:e], k, half)
+            grad_w1.addmm_(g_even.reshape(-1, c).t(), even).addmm_(g_odd.reshape(-1, c).t(), odd)
+            grad_b1 += g.sum((0, 1))
+        grads[0] = grad_w1.view(c, 1, k)
+        grads[1] = grad_b1
+        return (None, None, *grads)
+
+
+def _block1_windows(avg: torch.Tensor, kernel: int, half: int):
+    """Windows of the average-pooled frames under block 1's even and odd conv outputs.
+
+    Conv output ``2q`` reads ``avg[4q : 4q + K]``, output ``2q + 1`` reads ``avg[4q + 2 : 4q + 2 + K]``;
+    each as a ``(M·half) × K`` matrix.
+    """
+    rows = avg.shape[0] * half
+    even = avg.unfold(1, kernel, 4)[:, :half].reshape(rows, kernel)
+    odd = avg[:, 2:].unfold(1, kernel, 4)[:, :half].reshape(rows, kernel)
+    return even, odd
+
+
+def frontend_gemm(frames: torch.Tensor, plan: FrontendPlan, convs) -> torch.Tensor:
+    """AudioNet's CNN front-end as matrix products: ``M × D`` frames → ``M × F`` features.
+
+    The same function as average pooling 2/2, then per block a stride-2 ``Conv1d``, ReLU
+    and max pooling 2/2 (ties to the first element), flattened channel by channel. The data
+    stay channels-last (``M × positions × C``): block 1 is one product of the frame's
+    windows with the ``C × K`` kernel; a later block reads pairs of input positions as rows
+    of width ``2C``, so its convolution is ``ceil(K/2)`` products of shifted row ranges with
+    slices of the kernel, without copying windows. Only the positions of
+    :func:`frontend_receptive_field` are computed. The gradients of the weights are written
+    by hand; the frames get none (training never needs them).
+
+    Chapter: chapters/08_speed.ipynb
+
+    Args:
+        frames (torch.Tensor): ``M × D`` frames (no gradient).
+        plan (FrontendPlan): From :func:`frontend_receptive_field`.
+        convs (Sequence[nn.Conv1d]): The convolution of each block (block 1 with one input
+            channel); the same module may repeat (shared weights).
+
+    Returns:
+        torch.Tensor: ``M × (C · n)`` features.
+    """
+    if frames.ndim != 2 or frames.shape[1] != plan.in_dim:
+        raise ValueError(f"frontend_gemm expects frames M × {plan.in_dim}, got {tuple(frames.shape)}")
+    if frames.requires_grad:
+        raise ValueError("frontend_gemm computes no gradient for the frames; use AudioNet.frontend_literal")
+    if len(convs) != len(plan.conv_outputs):
+        raise ValueError(f"plan has {len(plan.conv_outputs)} blocks, got {len(convs)} convolutions")
+    params = []
+    for conv in convs:
+        params += [conv.weight, conv.bias]
+    return _FrontendGemm.apply(frames, plan, *params)
+
+
+# ---------------------------------------------------------------------------------------------
+# The LSTM recurrence
+# ---------------------------------------------------------------------------------------------
+class _LstmRecurrence(torch.autograd.Function):
+    """``c_t = f ⊙ c_{t-1} + i ⊙ g``, ``h_t = o ⊙ tanh(c_t)`` over all steps; BPTT by hand.
+
+    Every per-step tensor is a view made before the loop (``unbind``), and every per-step
+    operation writes in place or into its slot (``out=``): a step costs its operations and
+    nothing else.
+    """
+
+    @staticmethod
+    def forward(ctx, xg, w_h, h0, c0):
+        steps, n, four_h = xg.shape
+        hid = four_h // 4
+        acts = torch.empty_like(xg)  # per step: gate pre-activations, then in place i, f, o, g
+        h_all = xg.new_empty(steps, n, hid)
+        c_all = torch.empty_like(h_all)
+        tanh_c = torch.empty_like(h_all)
+        w_h_t = w_h.t().contiguous()
+        z_, x_ = acts.unbind(0), xg.unbind(0)
+        sig_, tanh_ = acts[:, :, :3 * hid].unbind(0), acts[:, :, 3 * hid:].unbind(0)
+        i_, f_, o_, g_ = (acts[:, :, k * hid:(k + 1) * hid].unbind(0) for k in range(4))
+        h_, c_, tc_ = h_all.unbind(0), c_all.unbind(0), tanh_c.unbind(0)
+        h, c = h0, c0
+        for t in range(steps):
+            torch.addmm(x_[t], h, w_h_t, out=z_[t])
+            sig_[t].sigmoid_()
+            tanh_[t].tanh_()
+            c = torch.mul(f_[t], c, out=c_[t]).addcmul_(i_[t], g_[t])
+            h = torch.mul(o_[t], torch.tanh(c, out=tc_[t]), out=h_[t])
+        ctx.save_for_backward(w_h, h0, c0, acts, h_all, c_all, tanh_c)
+        return h_all, c_all
+
+    @staticmethod
+    def backward(ctx, grad_h_all, grad_c_all):
+        w_h, h0, c0, acts, h_all, c_all, tanh_c = ctx.saved_tensors
+        steps, n, hid = h_all.shape
+        w_h = w_h.contiguous()
+        i, f, o, g = acts.split(hid, dim=2)
+        c_prev = torch.cat((c0.unsqueeze(0), c_all[:-1]))
+        # the local derivatives of every step, all steps at once:
+        #   dz_i = dc·g·i(1-i)   dz_f = dc·c_{t-1}·f(1-f)   dz_g = dc·i·(1-g²)   dz_o = dh·tanh(c)·o(1-o)
+        #   dc_t += dh·o·(1-tanh²(c))                       dc_{t-1} = dc_t·f
+        d_if = torch.stack((g * i * (1 - i), c_prev * f * (1 - f)), dim=2).unbind(0)  # N × 2 × H each
+        d_g, d_o = (i * (1 - g * g)).unbind(0), (tanh_c * o * (1 - o)).unbind(0)
+        d_c, f_ = (o * (1 - tanh_c * tanh_c)).unbind(0), f.unbind(0)
+        grad_z = torch.empty_like(acts)
+        gz_ = grad_z.unbind(0)
+        gif_ = grad_z[:, :, :2 * hid].unflatten(2, (2, hid)).unbind(0)
+        go_, gg_ = grad_z[:, :, 2 * hid:3 * hid].unbind(0), grad_z[:, :, 3 * hid:].unbind(0)
+        gh_ = (torch.zeros_like(h_all) if grad_h_all is None else grad_h_all).unbind(0)
+        gc_ = None if grad_c_all is None else grad_c_all.unbind(0)
+        dh = gh_[steps - 1]
+        dc = torch.zeros_like(c0) if gc_ is None else gc_[steps - 1]
+        for t in range(steps - 1, -1, -1):
+            if t < steps - 1:
+                dh = torch.addmm(gh_[t], gz_[t + 1], w_h)
+                dc = dc * f_[t + 1] if gc_ is None else torch.addcmul(gc_[t], dc, f_[t + 1])
+            dc = torch.addcmul(dc, dh, d_c[t])
+            torch.mul(dc.unsqueeze(1), d_if[t], out=gif_[t])
+            torch.mul(dh, d_o[t], out=go_[t])
+            torch.mul(dc, d_g[t], out=gg_[t])
+        h_prev = torch.cat((h0.unsqueeze(0), h_all[:-1]))
+        grad_w_h = grad_z.reshape(-1, 4 * hid).t() @ h_prev.reshape(-1, hid)
+        grad_h0 = grad_z[0] @ w_h
+        grad_c0 = dc * f_[0]
+        return grad_z, grad_w_h, grad_h0, grad_c0
+
+
+def lstm_recurrence(xg: torch.Tensor, w_h: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor):
+    """Run the LSTM recurrence over all steps as one autograd node (backward written by hand).
+
+    Per step ``z = xg_t + h_{t-1} W_hᵀ``; ``i, f, o = σ(z)``, ``g = tanh(z)`` (blocks of ``H``
+    in that order); ``c_t = f ⊙ c_{t-1} + i ⊙ g``; ``h_t = o ⊙ tanh(c_t)``: the equations of
+    :class:`~emoser.lstm.LstmCell` with the four gate products stacked. Autograd would record
+    about ten operations per step and replay them backwards; here the backward pass through
+    time is one loop of five operations per step.
+
+    Chapter: chapters/08_speed.ipynb
+
+    Args:
+        xg (torch.Tensor): ``T × N × 4H``, the input part of the gates (bias included).
+        w_h (torch.Tensor): ``4H × H``, the recurrent weights of the four gates.
+        h0, c0 (torch.Tensor): ``N × H`` initial state.
+
+    Returns:
+        tuple: ``h_all``, ``c_all``, each ``T × N × H``.
+    """
+    if xg.ndim != 3 or xg.shape[0] < 1 or xg.shape[2] != 4 * w_h.shape[1] or w_h.shape[0] != xg.shape[2]:
+        raise ValueError(f"lstm_recurrence: need xg T × N × 4H (T >= 1) and w_h 4H × H, got "
+                         f"{tuple(xg.shape)} and {tuple(w_h.shape)}")
+    return _LstmRecurrence.apply(xg, w_h, h0, c0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Stacked LSTM layers, run as a wavefront
+# ---------------------------------------------------------------------------------------------
+class _LstmWavefront(torch.autograd.Function):
+    """``L`` stacked LSTM layers in ``T + L - 1`` steps: at step ``τ`` layer ``l`` does its step ``τ - l``.
+
+    The state of all layers is one ``N × L·H`` matrix; one product with a block matrix gives
+    every layer its recurrent part and (from the layer below's last output) its input part.
+    """
+
+    @staticmethod
+    def forward(ctx, xg0, w_big, b_rest, n_layers):
+        steps, n, four_h = xg0.shape
+        hid, layers = four_h // 4, n_layers
+        iters = steps + layers - 1
+        width = layers * four_h
+        # per step: layer 0's input part (zero past the end), the other layers' biases
+        inputs = xg0.new_empty(iters, n, layers, four_h)
+        inputs[:steps, :, 0] = xg0
+        inputs[steps:, :, 0] = 0
+        inputs[:, :, 1:] = b_rest.view(layers - 1, four_h)
+        acts = torch.empty_like(inputs)
+        h_hist = xg0.new_zeros(iters + 1, n, layers, hid)  # h_hist[τ + 1]: the state after step τ
+        c_hist = torch.zeros_like(h_hist)
+        tanh_c = xg0.new_empty(iters, n, layers, hid)
+        z_ = acts.view(iters, n, width).unbind(0)
+        x_ = inputs.view(iters, n, width).unbind(0)
+        sig_, tanh_ = acts[..., :3 * hid].unbind(0), acts[..., 3 * hid:].unbind(0)
+        i_, f_, o_, g_ = (acts[..., k * hid:(k + 1) * hid].unbind(0) for k in range(4))
+        hflat_ = h_hist.view(iters + 1, n, layers * hid).unbind(0)
+        h_, c_, tc_ = h_hist.unbind(0), c_hist.unbind(0), tanh_c.unbind(0)
+        for t in range(iters):
+            torch.addmm(x_[t], hflat_[t], w_big, out=z_[t])
+            sig_[t].sigmoid_()
+            tanh_[t].tanh_()
+            c = torch.mul(f_[t], c_[t], out=c_[t + 1]).addcmul_(i_[t], g_[t])
+            torch.mul(o_[t], torch.tanh(c, out=tc_[t]), out=h_[t + 1])
+            if t < layers - 1:  # layers above t have not started: they keep the zero state
+                h_[t + 1][:, t + 1:] = 0
+                c_[t + 1][:, t + 1:] = 0
+        ctx.save_for_backward(w_big, acts, h_hist, c_hist, tanh_c)
+        ctx.layers = layers
+        return h_hist[layers:, :, layers - 1].clone()  # the top layer's h, steps 0 .. T-1
+
+    @staticmethod
+    def backward(ctx, grad_top):
+        w_big, acts, h_hist, c_hist, tanh_c = ctx.saved_tensors
+        layers = ctx.layers
+        iters, n, _, four_h = acts.shape
+        hid = four_h // 4
+        steps = iters - layers + 1
+        width = layers * four_h
+        i, f, o, g = acts.split(hid, dim=3)
+        c_prev = c_hist[:-1]
+        d_if = torch.stack((g * i * (1 - i), c_prev * f * (1 - f)), dim=3).unbind(0)  # N × L × 2 × H
+        d_g, d_o = (i * (1 - g * g)).unbind(0), (tanh_c * o * (1 - o)).unbind(0)
+        d_c, f_ = (o * (1 - tanh_c * tanh_c)).unbind(0), f.unbind(0)
+        grad_h = torch.zeros_like(h_hist[1:])  # external gradient of each step's output
+        grad_h[layers - 1:, :, layers - 1] = grad_top
+        grad_z = torch.empty_like(acts)
+        gz_ = grad_z.view(iters, n, width).unbind(0)
+        gz4_ = grad_z.unbind(0)
+        gif_ = grad_z[..., :2 * hid].unflatten(3, (2, hid)).unbind(0)
+        go_, gg_ = grad_z[..., 2 * hid:3 * hid].unbind(0), grad_z[..., 3 * hid:].unbind(0)
+        gh_ = grad_h.view(iters, n, layers * hid).unbind(0)
+        w_big_t = w_big.t().contiguous()
+        dc = torch.zeros_like(h_hist[0])
+        for t in range(iters - 1, -1, -1):
+            if t == iters - 1:
+                dh = gh_[t].view(n, layers, hid)
+            else:
+                dh = torch.addmm(gh_[t], gz_[t + 1], w_big_t).view(n, layers, hid)
+                dc = dc * f_[t + 1]
+            dc = torch.addcmul(dc, dh, d_c[t])
+            torch.mul(dc.unsqueeze(2), d_if[t], out=gif_[t])
+            torch.mul(dh, d_o[t], out=go_[t])
+            torch.mul(dc, d_g[t], out=gg_[t])
+            if t < layers - 1:  # layers that had not started: their state was a constant
+                gz4_[t][:, t + 1:] = 0
+                dc[:, t + 1:] = 0
+        h_prev = h_hist[:-1].reshape(iters * n, layers * hid)
+        grad_w_big = h_prev.t() @ grad_z.view(iters * n, width)
+        grad_xg0 = grad_z[:steps, :, 0]
+        grad_b_rest = grad_z[:, :, 1:].sum((0, 1)).reshape(-1)
+        return grad_xg0, grad_w_big, grad_b_rest, None
+
+
+def _block_weights(layers):
+    """The block matrix ``L·H × L·4H`` of the wavefront: column block ``l`` holds layer ``l``'s
+    recurrent weights (rows of its own state) and input weights (rows of layer ``l - 1``'s)."""
+    stacked = [layer.stacked_weights() for layer in layers]
+    hid = layers[0].hidden_size
+    zero = stacked[0][1].new_zeros(hid, 4 * hid)
+    rows = []
+    for r in range(len(layers)):
+        blocks = []
+        for l, (w_x, w_h, _) in enumerate(stacked):
+            blocks.append(w_h.t() if r == l else w_x.t() if r == l - 1 else zero)
+        rows.append(torch.cat(blocks, dim=1))
+    return torch.cat(rows, dim=0), stacked
+
+
+def lstm_stack_last(layers, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Stacked LSTM layers, the top layer's state at each sequence's last valid step.
+
+    The same result as running the layers one after the other (each over all steps, the
+    last one read at ``length - 1``), computed as a wavefront: at step ``τ`` layer ``l`` does
+    its own step ``τ - l``, so all layers advance together and a step costs one matrix
+    product and the element-wise operations of *all* layers at once. Halves the number of
+    small operations for two layers; the backward pass through time is written by hand.
+
+    Chapter: chapters/08_speed.ipynb
+
+    Args:
+        layers (Sequence[LstmLayer]): ``L >= 2`` layers; layer ``l >= 1`` takes the size
+            ``H`` of the layer below, all have hidden size ``H``.
+        x (torch.Tensor): ``N × T × I`` input of the first layer.
+        lengths (torch.Tensor): ``N`` valid steps (``1..T``).
+
+    Returns:
+        torch.Tensor: ``N × H``.
+    """
+    if len(layers) < 2:
+        raise ValueError("lstm_stack_last needs at least two layers; use LstmLayer for one")
+    hid = layers[0].hidden_size
+    if any(layer.hidden_size != hid or layer.input_size != hid for layer in layers[1:]):
+        raise ValueError("lstm_stack_last: every layer above the first must map H -> H")
+    n = x.shape[0]
+    steps = int(lengths.max())
+    w_big, stacked = _block_weights(layers)
+    w_x0, _, b0 = stacked[0]
+    xg0 = torch.nn.functional.linear(x[:, :steps].transpose(0, 1), w_x0, b0)  # T × N × 4H
+    b_rest = torch.cat([b for _, _, b in stacked[1:]])
+    top = _LstmWavefront.apply(xg0, w_big, b_rest, len(layers))  # T × N × H
+    idx = (lengths - 1).view(1, n, 1).expand(1, n, hid)
+    return top.gather(0, idx).squeeze(0)
