@@ -8,14 +8,16 @@ Variants (``--variants``, comma-separated):
   original        emoser.original: float64, padded to the whole set's longest sequence, batch 10,
                   Adam lr 1e-4, fixed order, padded frames through CNN and LSTM
   default         emoser.model.AudioNet (float32) trained by emoser.train.fit with its defaults
-                  (valid frames only, LSTM fast path, ReLU + max pooling in one step, no
-                  bucketing, batch 10, Adam lr 1e-3)
+                  (valid frames only; the front-end as matrix products over the receptive field,
+                  emoser.speed.frontend_gemm; the LSTM layers as one wavefront with hand-written
+                  BPTT, emoser.speed.lstm_stack_last; no bucketing; batch 10, Adam lr 1e-3)
   float64-default the same in float64
   torch-lstm      AudioNet's CNN + torch.nn.LSTM (packed sequences) instead of the hand-built layers
-  chunked         default, the CNN front-end run over chunks of 256 frames (same arithmetic)
-  fast-frontend   chunked + front-end block 1 as one autograd node (same function, see FastFrontendAudioNet)
-  fused-lstm      default + one autograd Function for the whole LSTM recurrence
-  fast            fast-frontend + fused-lstm
+  previous-default  the default path before emoser.speed: nn.Conv1d modules with ReLU + max pooling
+                  in one step (relu_max_pool2), LSTM fast path recorded step by step by autograd
+  modules-frontend  default, but the front-end through the nn.Conv1d modules (gemm_frontend=False)
+  unfused-lstm    default, but the LSTM layers one after the other, every step recorded by autograd
+  no-wavefront    default, but the LSTM layers one after the other (each fused)
   to-target       the course's recipe (emoser.experiments.RECIPE, chapters 6-7: forget-gate bias 1,
                   Adam with a cosine schedule over its epochs, clipping, no bucketing), tested on the
                   30 % split after every epoch until --target accuracy (at most the recipe's epochs)
@@ -61,8 +63,8 @@ from emoser.experiments import RECIPE, fit_with_recipe, init_forget_bias  # noqa
 from emoser.train import evaluate, fit, set_seed, stratified_split  # noqa: E402
 
 FRAME = 500
-BASE_VARIANTS = ("original", "default", "float64-default", "torch-lstm", "chunked", "fast-frontend",
-                 "fused-lstm", "fast", "to-target", "to-target-fit-defaults")
+BASE_VARIANTS = ("original", "default", "float64-default", "torch-lstm", "previous-default",
+                 "modules-frontend", "unfused-lstm", "no-wavefront", "to-target", "to-target-fit-defaults")
 
 
 # ------------------------------------------------------------------------------------------
@@ -89,156 +91,15 @@ class TorchLstmAudioNet(AudioNet):
         return self.fc(F.relu(h[-1]))
 
 
-class ChunkedAudioNet(AudioNet):
-    """AudioNet whose front-end takes the frames in chunks of ``chunk`` (same arithmetic per frame).
-
-    A batch's ~1000 frames make ~32 MB intermediates in block 1; chunks of 256 stay nearer the
-    caches and cut peak memory.
-    """
-
-    chunk = 256
-
-    def frontend(self, frames, trace=None):
-        if trace is not None:
-            return super().frontend(frames, trace)
-        return torch.cat([AudioNet.frontend(self, part) for part in frames.split(self.chunk)])
-
-
-class _FirstBlock(torch.autograd.Function):
-    """Average pooling 2/2, Conv1d(1 -> C, K, stride 2), max pooling 2/2 and ReLU as one node.
-
-    The pooled output ``max(y[2q], y[2q+1])`` is computed directly: the conv outputs at even and
-    odd positions are two small matrix products over windows of the raw frame (average pooling
-    folded into the weights), so the full-length conv output, the pooling indices and the
-    full-length ReLU never exist. Output channels-last ``M x L x C``.
-    """
-
-    @staticmethod
-    def forward(ctx, frames, weight, bias):
-        C, _, K = weight.shape
-        w2 = weight[:, 0].repeat_interleave(2, dim=1) * 0.5        # C x 2K, average pool folded in
-        L = ((frames.shape[1] // 2 - K) // 2 + 1) // 2               # pooled length
-        ue = frames.unfold(1, 2 * K, 8)[:, :L]                       # windows at 8q (conv at 2q)
-        uo = frames[:, 4:].unfold(1, 2 * K, 8)[:, :L]                # windows at 8q + 4 (conv at 2q+1)
-        ze, zo = torch.matmul(ue, w2.t()), torch.matmul(uo, w2.t())
-        odd = zo > ze
-        out = torch.maximum(ze, zo).add_(bias).relu_()
-        ctx.save_for_backward(frames, odd, out)
-        ctx.sizes = (C, K, L)
-        return out
-
-    @staticmethod
-    def backward(ctx, grad):
-        frames, odd, out = ctx.saved_tensors
-        C, K, L = ctx.sizes
-        grad = grad * (out > 0)
-        go = grad * odd
-        ge = grad - go
-        ue = frames.unfold(1, 2 * K, 8)[:, :L].reshape(-1, 2 * K)
-        uo = frames[:, 4:].unfold(1, 2 * K, 8)[:, :L].reshape(-1, 2 * K)
-        dw2 = ge.reshape(-1, C).t() @ ue + go.reshape(-1, C).t() @ uo
-        dw = (dw2[:, 0::2] + dw2[:, 1::2]).mul_(0.5).unsqueeze(1)
-        return None, dw, grad.sum((0, 1))
-
-
-class FastFrontendAudioNet(AudioNet):
-    """AudioNet with the same front-end function computed with fewer passes over memory.
-
-    * block 1 (average pooling, conv, max pooling, ReLU) as one autograd node, see
-      :class:`_FirstBlock` -- it avoids the full-length conv output and its pooling indices;
-    * later blocks: max pooling before ReLU (they commute: both are monotone), so ReLU and its
-      backward touch half the data;
-    * the frames go through in chunks of ``chunk`` frames (cache-sized intermediates).
-    """
-
-    chunk = 256  # frames per pass: keeps the intermediate tensors small enough for the caches
-
-    def frontend(self, frames, trace=None):
-        if trace is not None or frames.requires_grad:
-            return super().frontend(frames, trace)
-        return torch.cat([self._frontend(part) for part in frames.split(self.chunk)])
-
-    def _frontend(self, frames):
-        y = _FirstBlock.apply(frames, self.conv1.weight, self.conv1.bias).transpose(1, 2).contiguous()
-        for conv in self.conv_blocks()[1:]:
-            y = F.relu(F.max_pool1d(conv(y), 2, 2))
-        return y.flatten(1)
-
-
-class _LstmRecurrence(torch.autograd.Function):
-    """The whole LSTM recurrence as one autograd node: forward loop, hand-written BPTT."""
-
-    @staticmethod
-    def forward(ctx, xg, w_h, h0, c0):
-        # xg: T x N x 4H (input part of all gates, bias included); gate order i, f, o, g
-        steps, _, four_h = xg.shape
-        hid = four_h // 4
-        h, c = h0, c0
-        hs, cs, gates = [], [], []
-        w_h_t = w_h.t()
-        for t in range(steps):
-            z = torch.addmm(xg[t], h, w_h_t)
-            a = torch.cat((torch.sigmoid(z[:, :3 * hid]), torch.tanh(z[:, 3 * hid:])), 1)
-            i, f, o, g = a.split(hid, 1)
-            c = f * c + i * g
-            h = o * torch.tanh(c)
-            hs.append(h)
-            cs.append(c)
-            gates.append(a)
-        h_all, c_all, a_all = torch.stack(hs), torch.stack(cs), torch.stack(gates)
-        ctx.save_for_backward(w_h, h0, c0, h_all, c_all, a_all)
-        return h_all, c_all
-
-    @staticmethod
-    def backward(ctx, gh_all, gc_all):
-        w_h, h0, c0, h_all, c_all, a_all = ctx.saved_tensors
-        steps = h_all.shape[0]
-        hid = h0.shape[1]
-        gh_all = torch.zeros_like(h_all) if gh_all is None else gh_all
-        gc_all = torch.zeros_like(c_all) if gc_all is None else gc_all
-        dz_all = torch.empty_like(a_all)
-        dh = torch.zeros_like(h0)
-        dc = torch.zeros_like(c0)
-        tanh_c_all = torch.tanh(c_all)
-        for t in range(steps - 1, -1, -1):
-            i, f, o, g = a_all[t].split(hid, 1)
-            dh = dh + gh_all[t]
-            tc = tanh_c_all[t]
-            dc = dc + gc_all[t] + dh * o * (1 - tc * tc)
-            c_prev = c_all[t - 1] if t > 0 else c0
-            dz = dz_all[t]
-            torch.mul(dc * g, i * (1 - i), out=dz[:, :hid])
-            torch.mul(dc * c_prev, f * (1 - f), out=dz[:, hid:2 * hid])
-            torch.mul(dh * tc, o * (1 - o), out=dz[:, 2 * hid:3 * hid])
-            torch.mul(dc * i, 1 - g * g, out=dz[:, 3 * hid:])
-            dc = dc * f
-            dh = dz @ w_h
-        h_prev = torch.cat((h0.unsqueeze(0), h_all[:-1]))
-        d_w_h = dz_all.flatten(0, 1).t() @ h_prev.flatten(0, 1)
-        return dz_all, d_w_h, dh, dc
-
-
-def fused_layer_forward(layer, x, lengths=None, last_only=False):
-    """Same result as ``emoser.lstm.LstmLayer.forward`` through :class:`_LstmRecurrence`."""
-    n = x.shape[0]
-    steps = int(lengths.max()) if lengths is not None else x.shape[1]
-    w_x, w_h, b = layer.stacked_weights()
-    xg = F.linear(x[:, :steps].transpose(0, 1), w_x, b)
-    h0 = x.new_zeros(n, layer.hidden_size)
-    h_all, c_all = _LstmRecurrence.apply(xg, w_h, h0, h0.clone())
-    h_all, c_all = h_all.transpose(0, 1), c_all.transpose(0, 1)
-    if last_only:
-        idx = (lengths - 1).view(n, 1, 1).expand(n, 1, layer.hidden_size)
-        return h_all.gather(1, idx).squeeze(1), c_all.gather(1, idx).squeeze(1)
-    valid = (torch.arange(steps, device=x.device).view(1, steps) < lengths.view(n, 1)).unsqueeze(2)
-    h_all = torch.where(valid, h_all, h_all.new_zeros(()))
-    return F.pad(h_all, (0, 0, 0, x.shape[1] - steps)), None
-
-
-def _use_fused_lstm(model):
-    for layer in model.lstm:
-        layer.forward = (lambda lyr: lambda x, lengths=None, last_only=False:
-                         fused_layer_forward(lyr, x, lengths, last_only))(layer)
+def switch_off(model: AudioNet, frontend: bool = False, fused: bool = False, wavefront: bool = False) -> AudioNet:
+    """Turn pieces of the default path back into the literal computation (same function)."""
+    if frontend:
+        model.gemm_frontend = False
+    if fused:
+        for layer in model.lstm:
+            layer.fused = False
+    if wavefront or fused:
+        model.wavefront_lstm = False
     return model
 
 
@@ -292,11 +153,15 @@ def build_model(name: str, dev):
     """The model of a fit-trained variant (seeded), and the dtype of its data."""
     set_seed(0)
     dtype = torch.float64 if name == "float64-default" else torch.float32
-    cls = {"torch-lstm": TorchLstmAudioNet, "chunked": ChunkedAudioNet, "fast-frontend": FastFrontendAudioNet,
-           "fast": FastFrontendAudioNet}.get(name, AudioNet)
-    model = cls().to(dev, dtype)
-    if name in ("fused-lstm", "fast"):
-        _use_fused_lstm(model)
+    model = (TorchLstmAudioNet if name == "torch-lstm" else AudioNet)().to(dev, dtype)
+    if name == "previous-default":
+        switch_off(model, frontend=True, fused=True)
+    elif name == "modules-frontend":
+        switch_off(model, frontend=True)
+    elif name == "unfused-lstm":
+        switch_off(model, fused=True)
+    elif name == "no-wavefront":
+        switch_off(model, wavefront=True)
     return model, dtype
 
 
@@ -374,7 +239,12 @@ def run_variant(spec: str, args) -> dict:
 # Profile of one default epoch
 # ------------------------------------------------------------------------------------------
 def profile_default(args) -> dict:
-    """Split one training epoch of the default path into collation, CNN, LSTM, backward, Adam."""
+    """Split one training epoch into collation, CNN and LSTM forward, LSTM and CNN backward, Adam.
+
+    Simple timers around each part; the backward pass is split where the gradient reaches the
+    CNN's output features (a tensor hook fires there: the LSTM and the head are done, the CNN
+    is next). Batches as in ``fit``'s default: shuffled, batch 10, no bucketing.
+    """
     set_threads(args.threads)
     dev = torch.device(args.device)
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
@@ -382,27 +252,24 @@ def profile_default(args) -> dict:
     model, dtype = build_model(args.profile_variant, dev)
     train_set, _ = _datasets(data, train_idx, test_idx, dtype)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    times = dict(collate=0.0, cnn_forward=0.0, lstm_and_head_forward=0.0, backward=0.0, optimizer=0.0)
-    original_frontend = model.frontend
+    parts = ("collate", "cnn_forward", "lstm_and_head_forward", "lstm_and_head_backward", "cnn_backward",
+             "optimizer")
+    times = dict.fromkeys(parts, 0.0)
+    marks = {}
+    own_frontend = model.frontend
 
     def timed_frontend(frames, trace=None):
         sync()
         t = time.perf_counter()
-        out = original_frontend(frames, trace)
+        out = own_frontend(frames, trace)
         sync()
         times["cnn_forward"] += time.perf_counter() - t
+        if out.requires_grad:
+            out.register_hook(lambda grad: marks.__setitem__("cnn_backward_starts", time.perf_counter()))
         return out
     model.frontend = timed_frontend
-    # bucketed batches like fit's default: pools of 8 batches sorted by length
-    rng = np.random.default_rng(0)
-    order = rng.permutation(len(train_set))
-    batch_size = 10
-    pool = 8 * batch_size
-    batches = []
-    for s in range(0, len(order), pool):
-        chunk = order[s:s + pool]
-        chunk = chunk[np.argsort(train_set.lengths[chunk], kind="stable")]
-        batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
+    order = np.random.default_rng(0).permutation(len(train_set))
+    batches = [order[i:i + 10] for i in range(0, len(order), 10)]
 
     def epoch(record):
         total = time.perf_counter()
@@ -425,7 +292,9 @@ def profile_default(args) -> dict:
             if record:
                 times["collate"] += t1 - t
                 times["lstm_and_head_forward"] += t2 - t1  # minus the CNN part below
-                times["backward"] += t3 - t2
+                split = marks.pop("cnn_backward_starts", t3)
+                times["lstm_and_head_backward"] += split - t2
+                times["cnn_backward"] += t3 - split
                 times["optimizer"] += t4 - t3
         return time.perf_counter() - total
 
@@ -436,27 +305,16 @@ def profile_default(args) -> dict:
     total = epoch(True)
     del model.frontend  # back to the model's own method: the profiler pass below is not timed
     times["lstm_and_head_forward"] -= times["cnn_forward"]
-    # split the backward pass by operator with the profiler (a few batches)
     from torch.profiler import ProfilerActivity, profile
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == "cuda" else [])
-    sel = batches[:6]
     with profile(activities=acts) as prof:
-        for b in sel:
+        for b in batches[:6]:
             x, lengths, y = collate_frames([train_set[i] for i in b])
             loss = F.cross_entropy(model(x.to(dev), lengths.to(dev)), y.to(dev))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             sync()
-    cnn_ops = ("convolution_backward", "max_pool2d_with_indices_backward", "threshold_backward",
-               "avg_pool2d_backward", "mkldnn_convolution", "max_pool2d_with_indices", "avg_pool2d",
-               "clamp_min", "index_put", "_index_put_impl_", "index")
-    split = dict(cnn_ops=0.0, other_ops=0.0)
-    for ev in prof.key_averages():
-        if ev.key.startswith("aten::"):
-            key = "cnn_ops" if ev.key[6:] in cnn_ops else "other_ops"
-            split[key] += ev.self_cpu_time_total / 1e6
     return dict(variant=args.profile_variant, epoch_seconds=total, parts=times,
-                profiler_share_cnn_ops=split["cnn_ops"] / max(split["cnn_ops"] + split["other_ops"], 1e-9),
                 top_ops=prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15))
 
 
@@ -544,8 +402,7 @@ def main(argv=None) -> None:
         print(f"\none epoch of {p['variant']} ({p['epoch_seconds']:.2f} s), simple timers:")
         for k, v in p["parts"].items():
             print(f"  {k:<24}{v:8.2f} s  {v / p['epoch_seconds']:6.1%}")
-        print(f"profiler, forward+backward operators: CNN front-end {p['profiler_share_cnn_ops']:.0%}, "
-              f"LSTM and the rest {1 - p['profiler_share_cnn_ops']:.0%}\n{p['top_ops']}")
+        print(p["top_ops"])
         result = dict(machine=info, profile={k: v for k, v in p.items() if k != "top_ops"})
     else:
         specs = [v.strip() for v in args.variants.split(",") if v.strip()]

@@ -174,14 +174,14 @@ class _FrontendGemm(torch.autograd.Function):
             a, pooled = None, frames.new_empty(m, half, c)
         take_left = frames.new_empty(m, half, c)
         w1_t = w1.view(c, k).t()
+        even, odd = _block1_windows(avg, k, half)  # (M·half) × K each, small: kept for backward
         for s in range(0, m, _FrontendGemm.CHUNK):
             e = min(s + _FrontendGemm.CHUNK, m)
-            even, odd = _block1_windows(avg[s:e], k, half)
-            z_even = torch.addmm(b1, even, w1_t).view(e - s, half, c)
-            z_odd = torch.addmm(b1, odd, w1_t).view(e - s, half, c)
+            z_even = torch.addmm(b1, even[s * half:e * half], w1_t).view(e - s, half, c)
+            z_odd = torch.addmm(b1, odd[s * half:e * half], w1_t).view(e - s, half, c)
             torch.ge(z_even, z_odd, out=take_left[s:e])
             torch.maximum(z_even, z_odd, out=pooled[s:e]).clamp_min_(0)
-        saved = [avg, pooled, take_left]
+        saved = [torch.stack((even, odd)), pooled, take_left]
         for b in range(1, n_blocks):
             w, bias = weights[b], biases[b]
             rows = (plan.conv_inputs[b] + 1) // 2
@@ -239,19 +239,20 @@ class _FrontendGemm(torch.autograd.Function):
             grads[2 * b] = grad_w
             grads[2 * b + 1] = grad_z.sum(0)
             grad = grad_a[:n].view(m, 2 * rows, c_in)[:, :n_in]
-        avg, pooled, take_left = saved[0:3]
+        windows, pooled, take_left = saved[0:3]
         c = weights[0].shape[0]
         half = plan.conv_outputs[0] // 2
+        odd, diff = windows[1], windows[0] - windows[1]
         grad_w1 = grad.new_zeros(c, k)
         grad_b1 = grad.new_zeros(c)
         for s in range(0, m, _FrontendGemm.CHUNK):
             e = min(s + _FrontendGemm.CHUNK, m)
             g = grad[s:e] * torch.gt(pooled[s:e], 0, out=torch.empty_like(pooled[s:e]))
-            g_even = g * take_left[s:e]
-            g_odd = g - g_even
-            even, odd = _block1_windows(avg[s:e], k, half)
-            grad_w1.addmm_(g_even.reshape(-1, c).t(), even).addmm_(g_odd.reshape(-1, c).t(), odd)
-            grad_b1 += g.sum((0, 1))
+            g_even = (g * take_left[s:e]).reshape(-1, c)
+            g = g.reshape(-1, c)
+            # even outputs get g_even, odd ones g - g_even: dW = gᵀ·odd + g_evenᵀ·(even - odd)
+            grad_w1.addmm_(g.t(), odd[s * half:e * half]).addmm_(g_even.t(), diff[s * half:e * half])
+            grad_b1 += g.sum(0)
         grads[0] = grad_w1.view(c, 1, k)
         grads[1] = grad_b1
         return (None, None, *grads)
