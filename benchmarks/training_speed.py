@@ -305,7 +305,10 @@ def profile_default(args) -> dict:
     total = epoch(True)
     del model.frontend  # back to the model's own method: the profiler pass below is not timed
     times["lstm_and_head_forward"] -= times["cnn_forward"]
-    from torch.profiler import ProfilerActivity, profile
+    result = dict(variant=args.profile_variant, epoch_seconds=total, parts=times, top_ops="")
+    if not getattr(args, "profile_ops", True):
+        return result
+    from torch.profiler import ProfilerActivity, profile  # the operators of a few batches
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == "cuda" else [])
     with profile(activities=acts) as prof:
         for b in batches[:6]:
@@ -314,8 +317,8 @@ def profile_default(args) -> dict:
             opt.zero_grad(set_to_none=True)
             loss.backward()
             sync()
-    return dict(variant=args.profile_variant, epoch_seconds=total, parts=times,
-                top_ops=prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15))
+    result["top_ops"] = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15)
+    return result
 
 
 # ------------------------------------------------------------------------------------------

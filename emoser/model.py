@@ -2,7 +2,10 @@
 
 Input ``N × T × D`` (zero-padded frame sequences) and the true lengths ``N``;
 output logits ``N × numClass``. Only the valid frames go through the CNN;
-padded frames never touch it.
+padded frames never touch it. By default the front-end and the LSTM stack are
+computed by :mod:`emoser.speed` (the same function, faster; chapter 8); the
+switches ``gemm_frontend``, ``wavefront_lstm`` and ``LstmLayer.fused`` turn
+them back into the literal modules.
 
 Chapter: chapters/05_audionet.ipynb
 """

@@ -1,6 +1,6 @@
 """The arithmetic of AudioNet's default training path, written out for speed.
 
-Two autograd functions compute exactly the functions of the spec, with fewer and larger
+Three autograd functions compute exactly the functions of the spec, with fewer and larger
 operations and a hand-written backward pass:
 
 * :func:`frontend_gemm`: AudioNet's CNN front-end (average pooling, the convolutions, ReLU,
@@ -10,6 +10,8 @@ operations and a hand-written backward pass:
 * :func:`lstm_recurrence`: the LSTM recurrence over all time steps as one autograd node;
   the backward pass through time (BPTT) is written by hand, with the gate equations of
   chapter 3 differentiated once.
+* :func:`lstm_stack_last`: two or more stacked LSTM layers as one loop (a wavefront: layer
+  ``l`` runs ``l`` steps behind layer 0), read at each sequence's last valid step.
 
 The tests check both against the literal modules (``nn.Conv1d``, ``F.max_pool1d``, the
 per-step :class:`~emoser.lstm.LstmCell` through autograd), values and gradients, in float64.
@@ -23,7 +25,7 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["FrontendPlan", "frontend_receptive_field", "frontend_gemm", "lstm_recurrence"]
+__all__ = ["FrontendPlan", "frontend_receptive_field", "frontend_gemm", "lstm_recurrence", "lstm_stack_last"]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -13,6 +13,10 @@ saved (see :func:`clean_notebook`): audio players are removed (TESS recordings m
 stored in a committed notebook), outputs of cells tagged ``remove-output`` are cleared,
 widget state is dropped, and empty code cells are deleted so execution counts run 1, 2, 3, ...
 
+A cell that displays an ``ipywidgets.interact`` with more than one control can make nbclient
+wait out the whole cell timeout after the cell has finished (jupyter/nbclient#312; nbval, which
+CI uses, is not affected). For chapters 2 and 12 pass a short ``--timeout``, e.g. 60 s.
+
 The kernels see ``TQDM_DISABLE=1`` (no progress bars in stored outputs) and the inline
 matplotlib backend. ``MPLBACKEND=Agg`` must *not* reach a kernel: it silently stops figures
 from being captured, and the book would show none.
