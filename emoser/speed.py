@@ -175,12 +175,12 @@ class _FrontendGemm(torch.autograd.Function):
         else:
             a, pooled = None, frames.new_empty(m, half, c)
         take_left = frames.new_empty(m, half, c)
-        w1_t = w1.view(c, k).t()
-        even, odd = _block1_windows(avg, k, half)  # (M·half) × K each, small: kept for backward
+        w1_ext = torch.cat((w1.view(c, k).t(), b1.view(1, c)))  # (K + 1) × C: the bias as a last row
+        even, odd = _block1_windows(avg, k, half)  # (M·half) × (K + 1) each, small: kept for backward
         for s in range(0, m, _FrontendGemm.CHUNK):
             e = min(s + _FrontendGemm.CHUNK, m)
-            z_even = torch.addmm(b1, even[s * half:e * half], w1_t).view(e - s, half, c)
-            z_odd = torch.addmm(b1, odd[s * half:e * half], w1_t).view(e - s, half, c)
+            z_even = torch.mm(even[s * half:e * half], w1_ext).view(e - s, half, c)
+            z_odd = torch.mm(odd[s * half:e * half], w1_ext).view(e - s, half, c)
             torch.ge(z_even, z_odd, out=take_left[s:e])
             torch.maximum(z_even, z_odd, out=pooled[s:e]).clamp_min_(0)
         saved = [torch.stack((even, odd)), pooled, take_left]
@@ -244,17 +244,16 @@ class _FrontendGemm(torch.autograd.Function):
         windows, pooled, take_left = saved[0:3]
         c = weights[0].shape[0]
         half = plan.conv_outputs[0] // 2
-        odd, diff = windows[1], windows[0] - windows[1]
-        grad_w1 = grad.new_zeros(c, k)
-        grad_b1 = grad.new_zeros(c)
+        odd, diff = windows[1], windows[0] - windows[1]  # the last column: 1 and 0
+        grad_ext = grad.new_zeros(k + 1, c)  # rows: dW (K), then db
         for s in range(0, m, _FrontendGemm.CHUNK):
             e = min(s + _FrontendGemm.CHUNK, m)
             g = grad[s:e] * torch.gt(pooled[s:e], 0, out=torch.empty_like(pooled[s:e]))
             g_even = (g * take_left[s:e]).reshape(-1, c)
             g = g.reshape(-1, c)
-            # even outputs get g_even, odd ones g - g_even: dW = gᵀ·odd + g_evenᵀ·(even - odd)
-            grad_w1.addmm_(g.t(), odd[s * half:e * half]).addmm_(g_even.t(), diff[s * half:e * half])
-            grad_b1 += g.sum(0)
+            # even outputs get g_even, odd ones g - g_even: dW = oddᵀ·g + (even - odd)ᵀ·g_even
+            grad_ext.addmm_(odd[s * half:e * half].t(), g).addmm_(diff[s * half:e * half].t(), g_even)
+        grad_w1, grad_b1 = grad_ext[:k].t(), grad_ext[k]
         grads[0] = grad_w1.view(c, 1, k)
         grads[1] = grad_b1
         return (None, None, *grads)
@@ -264,12 +263,16 @@ def _block1_windows(avg: torch.Tensor, kernel: int, half: int):
     """Windows of the average-pooled frames under block 1's even and odd conv outputs.
 
     Conv output ``2q`` reads ``avg[4q : 4q + K]``, output ``2q + 1`` reads ``avg[4q + 2 : 4q + 2 + K]``;
-    each as a ``(M·half) × K`` matrix.
+    each as a ``(M·half) × (K + 1)`` matrix whose last column is 1 (it multiplies the bias).
     """
     rows = avg.shape[0] * half
-    even = avg.unfold(1, kernel, 4)[:, :half].reshape(rows, kernel)
-    odd = avg[:, 2:].unfold(1, kernel, 4)[:, :half].reshape(rows, kernel)
-    return even, odd
+    windows = []
+    for start in (0, 2):
+        w = avg.new_empty(rows, kernel + 1)
+        w[:, :kernel].view(avg.shape[0], half, kernel).copy_(avg[:, start:].unfold(1, kernel, 4)[:, :half])
+        w[:, kernel] = 1
+        windows.append(w)
+    return windows
 
 
 def frontend_gemm(frames: torch.Tensor, plan: FrontendPlan, convs) -> torch.Tensor:
@@ -410,97 +413,99 @@ class _LstmWavefront(torch.autograd.Function):
 
     The state of all layers is one ``N × L·H`` matrix; one product with a block matrix gives
     every layer its recurrent part and (from the layer below's last output) its input part.
+    The gate pre-activations are laid out gate-major, ``[i | f | o | g]`` with each gate
+    ``L·H`` wide, so every element-wise operation of a step covers all layers at once on
+    plain 2-D views.
     """
 
     @staticmethod
     def forward(ctx, xg0, w_big, b_rest, n_layers):
         steps, n, four_h = xg0.shape
         hid, layers = four_h // 4, n_layers
-        iters = steps + layers - 1
-        width = layers * four_h
-        # per step: layer 0's input part (zero past the end), the other layers' biases
-        inputs = xg0.new_empty(iters, n, layers, four_h)
-        inputs[:steps, :, 0] = xg0
-        inputs[steps:, :, 0] = 0
-        inputs[:, :, 1:] = b_rest.view(layers - 1, four_h)
-        acts = torch.empty_like(inputs)
-        h_hist = xg0.new_zeros(iters + 1, n, layers, hid)  # h_hist[τ + 1]: the state after step τ
+        iters, lh = steps + layers - 1, layers * hid
+        # the input part of every step, gate-major: layer 0 from xg0 (zero past the end), the
+        # other layers their biases; the loop then adds h_{τ-1} W_big in place
+        acts = xg0.new_empty(iters, n, 4, layers, hid)
+        acts[:steps, :, :, 0] = xg0.view(steps, n, 4, hid)
+        acts[steps:, :, :, 0] = 0
+        acts[:, :, :, 1:] = b_rest.view(layers - 1, 4, hid).transpose(0, 1)
+        acts = acts.view(iters, n, 4 * lh)
+        h_hist = xg0.new_zeros(iters + 1, n, lh)  # h_hist[τ + 1]: the state after step τ
         c_hist = torch.zeros_like(h_hist)
-        tanh_c = xg0.new_empty(iters, n, layers, hid)
-        z_ = acts.view(iters, n, width).unbind(0)
-        x_ = inputs.view(iters, n, width).unbind(0)
-        sig_, tanh_ = acts[..., :3 * hid].unbind(0), acts[..., 3 * hid:].unbind(0)
-        i_, f_, o_, g_ = (acts[..., k * hid:(k + 1) * hid].unbind(0) for k in range(4))
-        hflat_ = h_hist.view(iters + 1, n, layers * hid).unbind(0)
+        tanh_c = xg0.new_empty(iters, n, lh)
+        z_ = acts.unbind(0)
+        sig_, tanh_ = acts[:, :, :3 * lh].unbind(0), acts[:, :, 3 * lh:].unbind(0)
+        i_, f_, o_, g_ = (acts[:, :, k * lh:(k + 1) * lh].unbind(0) for k in range(4))
         h_, c_, tc_ = h_hist.unbind(0), c_hist.unbind(0), tanh_c.unbind(0)
         for t in range(iters):
-            torch.addmm(x_[t], hflat_[t], w_big, out=z_[t])
+            z_[t].addmm_(h_[t], w_big)
             sig_[t].sigmoid_()
             tanh_[t].tanh_()
             c = torch.mul(f_[t], c_[t], out=c_[t + 1]).addcmul_(i_[t], g_[t])
             torch.mul(o_[t], torch.tanh(c, out=tc_[t]), out=h_[t + 1])
             if t < layers - 1:  # layers above t have not started: they keep the zero state
-                h_[t + 1][:, t + 1:] = 0
-                c_[t + 1][:, t + 1:] = 0
+                h_[t + 1][:, (t + 1) * hid:] = 0
+                c_[t + 1][:, (t + 1) * hid:] = 0
         ctx.save_for_backward(w_big, acts, h_hist, c_hist, tanh_c)
         ctx.layers = layers
-        return h_hist[layers:, :, layers - 1].clone()  # the top layer's h, steps 0 .. T-1
+        return h_hist[layers:, :, (layers - 1) * hid:].clone()  # the top layer's h, steps 0 .. T-1
 
     @staticmethod
     def backward(ctx, grad_top):
         w_big, acts, h_hist, c_hist, tanh_c = ctx.saved_tensors
         layers = ctx.layers
-        iters, n, _, four_h = acts.shape
-        hid = four_h // 4
+        iters, n, lh = tanh_c.shape
+        hid = lh // layers
         steps = iters - layers + 1
-        width = layers * four_h
-        i, f, o, g = acts.split(hid, dim=3)
+        i, f, o, g = acts.split(lh, dim=2)
         c_prev = c_hist[:-1]
-        d_if = torch.stack((g * i * (1 - i), c_prev * f * (1 - f)), dim=3).unbind(0)  # N × L × 2 × H
+        d_if = torch.cat((g * i * (1 - i), c_prev * f * (1 - f)), dim=2).unbind(0)  # N × 2LH
         d_g, d_o = (i * (1 - g * g)).unbind(0), (tanh_c * o * (1 - o)).unbind(0)
         d_c, f_ = (o * (1 - tanh_c * tanh_c)).unbind(0), f.unbind(0)
-        grad_h = torch.zeros_like(h_hist[1:])  # external gradient of each step's output
-        grad_h[layers - 1:, :, layers - 1] = grad_top
+        # dh of every step starts as the gradient from outside; the loop adds W_big δz in place
+        dh_all = torch.zeros_like(h_hist[1:])
+        dh_all[layers - 1:, :, (layers - 1) * hid:] = grad_top
+        dh_ = dh_all.unbind(0)
         grad_z = torch.empty_like(acts)
-        gz_ = grad_z.view(iters, n, width).unbind(0)
-        gz4_ = grad_z.unbind(0)
-        gif_ = grad_z[..., :2 * hid].unflatten(3, (2, hid)).unbind(0)
-        go_, gg_ = grad_z[..., 2 * hid:3 * hid].unbind(0), grad_z[..., 3 * hid:].unbind(0)
-        gh_ = grad_h.view(iters, n, layers * hid).unbind(0)
+        gif_ = grad_z[:, :, :2 * lh].unflatten(2, (2, lh)).unbind(0)
+        go_, gg_ = grad_z[:, :, 2 * lh:3 * lh].unbind(0), grad_z[:, :, 3 * lh:].unbind(0)
+        gz_ = grad_z.unbind(0)
         w_big_t = w_big.t().contiguous()
         dc = torch.zeros_like(h_hist[0])
         for t in range(iters - 1, -1, -1):
-            if t == iters - 1:
-                dh = gh_[t].view(n, layers, hid)
-            else:
-                dh = torch.addmm(gh_[t], gz_[t + 1], w_big_t).view(n, layers, hid)
+            dh = dh_[t]
+            if t < iters - 1:
+                dh.addmm_(gz_[t + 1], w_big_t)
                 dc = dc * f_[t + 1]
             dc = torch.addcmul(dc, dh, d_c[t])
-            torch.mul(dc.unsqueeze(2), d_if[t], out=gif_[t])
+            torch.mul(dc.unsqueeze(1), d_if[t].view(n, 2, lh), out=gif_[t])
             torch.mul(dh, d_o[t], out=go_[t])
             torch.mul(dc, d_g[t], out=gg_[t])
             if t < layers - 1:  # layers that had not started: their state was a constant
-                gz4_[t][:, t + 1:] = 0
-                dc[:, t + 1:] = 0
-        h_prev = h_hist[:-1].reshape(iters * n, layers * hid)
-        grad_w_big = h_prev.t() @ grad_z.view(iters * n, width)
-        grad_xg0 = grad_z[:steps, :, 0]
-        grad_b_rest = grad_z[:, :, 1:].sum((0, 1)).reshape(-1)
+                gz_[t].view(n, 4, layers, hid)[:, :, t + 1:] = 0
+                dc[:, (t + 1) * hid:] = 0
+        h_prev = h_hist[:-1].reshape(iters * n, lh)
+        grad_w_big = h_prev.t() @ grad_z.view(iters * n, 4 * lh)
+        gates = grad_z.view(iters, n, 4, layers, hid)
+        grad_xg0 = gates[:steps, :, :, 0].reshape(steps, n, 4 * hid)
+        grad_b_rest = gates[:, :, :, 1:].sum((0, 1)).transpose(0, 1).reshape(-1)
         return grad_xg0, grad_w_big, grad_b_rest, None
 
 
 def _block_weights(layers):
-    """The block matrix ``L·H × L·4H`` of the wavefront: column block ``l`` holds layer ``l``'s
-    recurrent weights (rows of its own state) and input weights (rows of layer ``l - 1``'s)."""
+    """The block matrix ``L·H × 4·L·H`` of the wavefront, columns gate-major (``[i | f | o | g]``,
+    each ``L·H`` wide, layer by layer inside a gate): layer ``l``'s columns hold its recurrent
+    weights (rows of its own state) and its input weights (rows of layer ``l - 1``'s state)."""
     stacked = [layer.stacked_weights() for layer in layers]
-    hid = layers[0].hidden_size
-    zero = stacked[0][1].new_zeros(hid, 4 * hid)
+    hid, n_layers = layers[0].hidden_size, len(layers)
+    zero = stacked[0][1].new_zeros(hid, 4, hid)
     rows = []
-    for r in range(len(layers)):
+    for r in range(n_layers):
         blocks = []
-        for l, (w_x, w_h, _) in enumerate(stacked):
-            blocks.append(w_h.t() if r == l else w_x.t() if r == l - 1 else zero)
-        rows.append(torch.cat(blocks, dim=1))
+        for l, (w_x, w_h, _) in enumerate(stacked):  # H × 4 × H: (state unit, gate, unit)
+            w = w_h if r == l else w_x if r == l - 1 else None
+            blocks.append(zero if w is None else w.t().reshape(hid, 4, hid))
+        rows.append(torch.stack(blocks, dim=2).reshape(hid, 4 * n_layers * hid))  # gate, layer, unit
     return torch.cat(rows, dim=0), stacked
 
 
