@@ -214,14 +214,9 @@ class AudioNet(nn.Module):
     def frontend_literal(self, frames: torch.Tensor, trace: list | None = None) -> torch.Tensor:
         """The front-end as the spec writes it: average pooling, then per block conv, ReLU, max pooling.
 
+        Arguments and result as in :meth:`frontend`; this also gives the frames a gradient.
+
         Chapter: chapters/05_audionet.ipynb
-
-        Args:
-            frames (torch.Tensor): ``M × D`` frames.
-            trace (list | None): If given, ``(stage name, shape)`` pairs are appended.
-
-        Returns:
-            torch.Tensor: ``M × F`` features.
         """
         def note(name, value):
             if trace is not None:

@@ -233,7 +233,12 @@ def test_audionet_on_cuda(dtype):
     out = gpu_model(x.cuda(), lengths.cuda())
     assert out.device.type == "cuda" and out.dtype == dtype
     tol = 1e-4 if dtype == torch.float32 else 1e-10
-    torch.testing.assert_close(out.cpu(), cpu_model(x, lengths), rtol=0, atol=tol)
-    out.sum().backward()
+    cpu_out = cpu_model(x, lengths)
+    torch.testing.assert_close(out.cpu(), cpu_out, rtol=0, atol=tol)
+    y = torch.tensor([0, 1, 1])
+    F.cross_entropy(out, y.cuda()).backward()  # the default path's backward passes, on CUDA
+    F.cross_entropy(cpu_out, y).backward()
+    for p, q in zip(cpu_model.parameters(), gpu_model.parameters()):
+        torch.testing.assert_close(q.grad.cpu(), p.grad, rtol=tol, atol=tol)
     longer = torch.cat([x, torch.zeros(3, 20, 500, dtype=dtype)], dim=1).cuda()
     torch.testing.assert_close(gpu_model(longer, lengths.cuda()), out, rtol=0, atol=tol)

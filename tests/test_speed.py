@@ -214,21 +214,3 @@ def test_training_steps_agree_in_float32():
         states.append(model.state_dict())
     for name in states[0]:
         torch.testing.assert_close(states[0][name], states[1][name], rtol=1e-4, atol=1e-5)
-
-
-@pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_default_path_on_cuda_matches_the_cpu(dtype):
-    torch.manual_seed(8)
-    cpu = AudioNet().to(dtype)
-    gpu = AudioNet().to("cuda", dtype)
-    gpu.load_state_dict(cpu.state_dict())
-    x = torch.randn(3, 6, 500, dtype=dtype)
-    lengths = torch.tensor([6, 2, 4])
-    y = torch.tensor([0, 1, 1])
-    F.cross_entropy(cpu(x, lengths), y).backward()
-    F.cross_entropy(gpu(x.cuda(), lengths.cuda()), y.cuda()).backward()
-    tol = 1e-4 if dtype == torch.float32 else 1e-10
-    for p, q in zip(cpu.parameters(), gpu.parameters()):
-        torch.testing.assert_close(q.grad.cpu(), p.grad, rtol=tol, atol=tol)
