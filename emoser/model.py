@@ -17,7 +17,7 @@ from torch import nn
 import torch.nn.functional as F
 
 from .lstm import LstmLayer
-from .speed import frontend_gemm, frontend_receptive_field, lstm_stack_last
+from .speed import frontend_gemm, frontend_receptive_field, lstm_stack_last, needed_lengths
 
 __all__ = ["AudioNet", "min_frame_length", "describe_shapes", "relu_max_pool2"]
 
@@ -67,20 +67,6 @@ def relu_max_pool2(y: torch.Tensor) -> torch.Tensor:
     return _ReluMaxPool2.apply(y)
 
 
-def _conv_length(length: int, kernel: int, stride: int = 2) -> int:
-    return (length - kernel) // stride + 1 if length >= kernel else 0
-
-
-def _frontend_length(in_dim: int, conv_layers: int, kernel: int) -> int:
-    """Samples left per channel after the front-end (0 if the frame is too short)."""
-    length = in_dim // 2  # average pooling 2/2
-    for _ in range(conv_layers):
-        length = _conv_length(length, kernel) // 2  # conv stride 2, max pooling 2/2
-        if length == 0:
-            return 0
-    return length
-
-
 def min_frame_length(convLayerNum: int = 3, convKernelSize: int = 5) -> int:
     """Shortest frame (in samples) that leaves at least one sample after the CNN.
 
@@ -99,10 +85,8 @@ def min_frame_length(convLayerNum: int = 3, convKernelSize: int = 5) -> int:
     """
     if convLayerNum < 1 or convKernelSize < 1:
         raise ValueError(f"convLayerNum and convKernelSize must be >= 1, got {convLayerNum}, {convKernelSize}")
-    need = 1
-    for _ in range(convLayerNum):
-        need = convKernelSize + 2 * (2 * need - 1)
-    return 2 * need
+    _, inputs = needed_lengths(1, convLayerNum, convKernelSize)
+    return 2 * inputs[0]  # average pooling 2/2 before block 1
 
 
 class AudioNet(nn.Module):

@@ -13,7 +13,7 @@ operations and a hand-written backward pass:
 * :func:`lstm_stack_last`: two or more stacked LSTM layers as one loop (a wavefront: layer
   ``l`` runs ``l`` steps behind layer 0), read at each sequence's last valid step.
 
-The tests check both against the literal modules (``nn.Conv1d``, ``F.max_pool1d``, the
+The tests check all three against the literal modules (``nn.Conv1d``, ``F.max_pool1d``, the
 per-step :class:`~emoser.lstm.LstmCell` through autograd), values and gradients, in float64.
 
 Chapter: chapters/08_speed.ipynb
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["FrontendPlan", "frontend_receptive_field", "frontend_gemm", "lstm_recurrence", "lstm_stack_last"]
+__all__ = ["FrontendPlan", "frontend_receptive_field", "needed_lengths", "frontend_gemm", "lstm_recurrence", "lstm_stack_last"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -86,29 +86,57 @@ def frontend_receptive_field(in_dim: int, conv_layers: int, kernel: int) -> Fron
         length = conv // 2
     if length < 1:
         raise ValueError(f"a frame of {in_dim} samples is too short for {conv_layers} blocks of kernel {kernel}")
-    pooled, outs, ins = length, [], []
+    outs, ins = needed_lengths(length, conv_layers, kernel)
+    return FrontendPlan(in_dim, kernel, outs, ins, tuple(full), 2 * ins[0])
+
+
+def needed_lengths(pooled: int, conv_layers: int, kernel: int) -> tuple[tuple, tuple]:
+    """Conv outputs and input positions each block needs for ``pooled`` outputs of the last block.
+
+    Worked backwards: max pooling 2/2 needs ``2·m`` conv outputs for ``m`` outputs, and a
+    stride-2 convolution of kernel ``K`` with ``m`` outputs reads ``2(m - 1) + K`` inputs.
+
+    Chapter: chapters/08_speed.ipynb
+
+    Args:
+        pooled (int): Positions per channel after the last block's max pooling.
+        conv_layers (int): Number of convolution blocks.
+        kernel (int): Kernel size ``K``.
+
+    Returns:
+        tuple: ``(conv_outputs, conv_inputs)``, one entry per block, block 1 first; block 1's
+        inputs are samples of the average-pooled frame.
+    """
+    outs, ins = [], []
     for _ in range(conv_layers):
         outs.append(2 * pooled)
         ins.append(2 * (2 * pooled - 1) + kernel)
         pooled = ins[-1]
-    outs.reverse()
-    ins.reverse()
-    return FrontendPlan(in_dim, kernel, tuple(outs), tuple(ins), tuple(full), 2 * ins[0])
+    return tuple(reversed(outs)), tuple(reversed(ins))
+
+
+def _relu_max(left: torch.Tensor, right: torch.Tensor, out: torch.Tensor, take_left: torch.Tensor):
+    """ReLU of the element-wise maximum, into ``out``; which side won into ``take_left``.
+
+    ``take_left`` gets 0/1 floats (1: the left one; ties go to the left, as in ``max_pool1d``).
+    Float masks, not booleans: multiplying by a float is several times faster on a CPU
+    than any operation that mixes booleans and floats.
+    """
+    torch.ge(left, right, out=take_left)
+    return torch.maximum(left, right, out=out).clamp_min_(0)
 
 
 def _pool_pairs(z: torch.Tensor, channels: int, out: torch.Tensor | None = None):
     """ReLU + max pooling 2/2 over rows of a channels-last ``M × 2n × C`` conv output.
 
-    Returns the pooled ``M × n × C`` (written into ``out`` if given) and, as 0/1 floats, which
-    element of each pair won (1: the first; ties go to the first, as in ``max_pool1d``).
-    Float masks, not booleans: multiplying by a float is several times faster on a CPU
-    than any operation that mixes booleans and floats.
+    Returns the pooled ``M × n × C`` (written into ``out`` if given) and the float mask of
+    :func:`_relu_max`.
     """
     pairs = z.reshape(z.shape[0], -1, 2 * channels)
     left, right = pairs[..., :channels], pairs[..., channels:]
-    pooled = torch.maximum(left, right) if out is None else torch.maximum(left, right, out=out)
-    take_left = torch.ge(left, right, out=pooled.new_empty(pooled.shape))
-    return pooled.clamp_min_(0), take_left
+    pooled = left.new_empty(left.shape) if out is None else out
+    take_left = left.new_empty(left.shape)
+    return _relu_max(left, right, pooled, take_left), take_left
 
 
 def _unpool_pairs(grad: torch.Tensor, pooled: torch.Tensor, take_left: torch.Tensor, out: torch.Tensor):
@@ -153,8 +181,8 @@ class _FrontendGemm(torch.autograd.Function):
     """The front-end as matrix products on channels-last tensors; backward by hand.
 
     Block 1 runs over chunks of ``CHUNK`` frames, so that its conv output (the largest
-    tensor of the front-end, ``K`` times the pooled input) stays in the CPU's caches; its
-    backward recomputes the windows of each chunk instead of storing them.
+    tensor of the front-end: ``C`` numbers per window of ``K + 1``) stays in the CPU's
+    caches; the windows themselves are small and kept for the backward pass.
     """
 
     CHUNK = 256
@@ -181,8 +209,7 @@ class _FrontendGemm(torch.autograd.Function):
             e = min(s + _FrontendGemm.CHUNK, m)
             z_even = torch.mm(even[s * half:e * half], w1_ext).view(e - s, half, c)
             z_odd = torch.mm(odd[s * half:e * half], w1_ext).view(e - s, half, c)
-            torch.ge(z_even, z_odd, out=take_left[s:e])
-            torch.maximum(z_even, z_odd, out=pooled[s:e]).clamp_min_(0)
+            _relu_max(z_even, z_odd, pooled[s:e], take_left[s:e])
         saved = [torch.stack((even, odd)), pooled, take_left]
         for b in range(1, n_blocks):
             w, bias = weights[b], biases[b]
@@ -313,71 +340,97 @@ def frontend_gemm(frames: torch.Tensor, plan: FrontendPlan, convs) -> torch.Tens
 # ---------------------------------------------------------------------------------------------
 # The LSTM recurrence
 # ---------------------------------------------------------------------------------------------
-class _LstmRecurrence(torch.autograd.Function):
-    """``c_t = f ⊙ c_{t-1} + i ⊙ g``, ``h_t = o ⊙ tanh(c_t)`` over all steps; BPTT by hand.
+def _recurrence_forward(acts, w, h_hist, c_hist, tanh_c, layers: int = 1):
+    """The LSTM recurrence, in place, for one layer or a wavefront of ``layers`` layers.
 
-    Every per-step tensor is a view made before the loop (``unbind``), and every per-step
-    operation writes in place or into its slot (``out=``): a step costs its operations and
-    nothing else.
+    ``acts`` (``steps × N × 4W``, gates ``[i | f | o | g]`` each ``W`` wide) holds the input part
+    of the gates and is turned into the activations; ``w`` (``W × 4W``) is the recurrent
+    matrix; ``h_hist``, ``c_hist`` (``(steps + 1) × N × W``) hold the initial state in row 0 and
+    receive the state after every step; ``tanh_c`` (``steps × N × W``) receives ``tanh(c_t)``.
+    With ``layers > 1`` the ``W`` columns are ``layers`` blocks; block ``l`` starts at step
+    ``l`` and keeps a zero state before. Every per-step tensor is a view made before the loop
+    (``unbind``) and every operation writes in place or into its slot (``out=``).
     """
+    steps, width = acts.shape[0], h_hist.shape[2]
+    hid = width // layers
+    z_ = acts.unbind(0)
+    sig_, tanh_ = acts[:, :, :3 * width].unbind(0), acts[:, :, 3 * width:].unbind(0)
+    i_, f_, o_, g_ = (acts[:, :, k * width:(k + 1) * width].unbind(0) for k in range(4))
+    h_, c_, tc_ = h_hist.unbind(0), c_hist.unbind(0), tanh_c.unbind(0)
+    for t in range(steps):
+        z_[t].addmm_(h_[t], w)
+        sig_[t].sigmoid_()
+        tanh_[t].tanh_()
+        c = torch.mul(f_[t], c_[t], out=c_[t + 1]).addcmul_(i_[t], g_[t])
+        torch.mul(o_[t], torch.tanh(c, out=tc_[t]), out=h_[t + 1])
+        if t < layers - 1:  # layers above t have not started: they keep the zero state
+            h_[t + 1][:, (t + 1) * hid:] = 0
+            c_[t + 1][:, (t + 1) * hid:] = 0
+
+
+def _recurrence_backward(acts, w, h_hist, c_hist, tanh_c, grad_h, grad_c, layers: int = 1):
+    """Backward pass through time of :func:`_recurrence_forward` (same arguments).
+
+    ``grad_h`` (``steps × N × W``) is the gradient of every step's ``h`` from outside; the loop
+    adds the recurrent part to it **in place**. ``grad_c`` is the same for ``c``, or ``None``.
+    Returns the gradients of the gate pre-activations (``steps × N × 4W``, i.e. of the input
+    part), of ``w``, and of the initial ``c``.
+    """
+    steps, n, width = tanh_c.shape
+    hid = width // layers
+    i, f, o, g = acts.split(width, dim=2)
+    # the local derivatives of every step, all steps at once:
+    #   dz_i = dc·g·i(1-i)   dz_f = dc·c_{t-1}·f(1-f)   dz_g = dc·i·(1-g²)   dz_o = dh·tanh(c)·o(1-o)
+    #   dc_t += dh·o·(1-tanh²(c))                       dc_{t-1} = dc_t·f
+    d_if = torch.cat((g * i * (1 - i), c_hist[:-1] * f * (1 - f)), dim=2).unbind(0)  # N × 2W
+    d_g, d_o = (i * (1 - g * g)).unbind(0), (tanh_c * o * (1 - o)).unbind(0)
+    d_c, f_ = (o * (1 - tanh_c * tanh_c)).unbind(0), f.unbind(0)
+    grad_z = torch.empty_like(acts)
+    gz_ = grad_z.unbind(0)
+    gif_ = grad_z[:, :, :2 * width].unflatten(2, (2, width)).unbind(0)
+    go_, gg_ = grad_z[:, :, 2 * width:3 * width].unbind(0), grad_z[:, :, 3 * width:].unbind(0)
+    dh_ = grad_h.unbind(0)
+    gc_ = None if grad_c is None else grad_c.unbind(0)
+    w_t = w.t().contiguous()
+    dc = torch.zeros_like(h_hist[0]) if gc_ is None else gc_[steps - 1]
+    for t in range(steps - 1, -1, -1):
+        dh = dh_[t]
+        if t < steps - 1:
+            dh.addmm_(gz_[t + 1], w_t)
+            dc = dc * f_[t + 1] if gc_ is None else torch.addcmul(gc_[t], dc, f_[t + 1])
+        dc = torch.addcmul(dc, dh, d_c[t])
+        torch.mul(dc.unsqueeze(1), d_if[t].view(n, 2, width), out=gif_[t])
+        torch.mul(dh, d_o[t], out=go_[t])
+        torch.mul(dc, d_g[t], out=gg_[t])
+        if t < layers - 1:  # layers that had not started: their state was a constant
+            gz_[t].view(n, 4, layers, hid)[:, :, t + 1:] = 0
+            dc[:, (t + 1) * hid:] = 0
+    grad_w = h_hist[:-1].reshape(steps * n, width).t() @ grad_z.view(steps * n, 4 * width)
+    return grad_z, grad_w, dc * f_[0]
+
+
+class _LstmRecurrence(torch.autograd.Function):
+    """``c_t = f ⊙ c_{t-1} + i ⊙ g``, ``h_t = o ⊙ tanh(c_t)`` over all steps; BPTT by hand."""
 
     @staticmethod
     def forward(ctx, xg, w_h, h0, c0):
         steps, n, four_h = xg.shape
-        hid = four_h // 4
-        acts = torch.empty_like(xg)  # per step: gate pre-activations, then in place i, f, o, g
-        h_all = xg.new_empty(steps, n, hid)
-        c_all = torch.empty_like(h_all)
-        tanh_c = torch.empty_like(h_all)
-        w_h_t = w_h.t().contiguous()
-        z_, x_ = acts.unbind(0), xg.unbind(0)
-        sig_, tanh_ = acts[:, :, :3 * hid].unbind(0), acts[:, :, 3 * hid:].unbind(0)
-        i_, f_, o_, g_ = (acts[:, :, k * hid:(k + 1) * hid].unbind(0) for k in range(4))
-        h_, c_, tc_ = h_all.unbind(0), c_all.unbind(0), tanh_c.unbind(0)
-        h, c = h0, c0
-        for t in range(steps):
-            torch.addmm(x_[t], h, w_h_t, out=z_[t])
-            sig_[t].sigmoid_()
-            tanh_[t].tanh_()
-            c = torch.mul(f_[t], c, out=c_[t]).addcmul_(i_[t], g_[t])
-            h = torch.mul(o_[t], torch.tanh(c, out=tc_[t]), out=h_[t])
-        ctx.save_for_backward(w_h, h0, c0, acts, h_all, c_all, tanh_c)
-        return h_all, c_all
+        acts = xg.clone()  # the input part; the loop adds h_{t-1} W_hᵀ and applies the gates
+        h_hist = xg.new_empty(steps + 1, n, four_h // 4)
+        c_hist = torch.empty_like(h_hist)
+        h_hist[0], c_hist[0] = h0, c0
+        tanh_c = torch.empty_like(h_hist[1:])
+        w = w_h.t().contiguous()
+        _recurrence_forward(acts, w, h_hist, c_hist, tanh_c)
+        ctx.save_for_backward(w, acts, h_hist, c_hist, tanh_c)
+        return h_hist[1:], c_hist[1:]
 
     @staticmethod
     def backward(ctx, grad_h_all, grad_c_all):
-        w_h, h0, c0, acts, h_all, c_all, tanh_c = ctx.saved_tensors
-        steps, n, hid = h_all.shape
-        w_h = w_h.contiguous()
-        i, f, o, g = acts.split(hid, dim=2)
-        c_prev = torch.cat((c0.unsqueeze(0), c_all[:-1]))
-        # the local derivatives of every step, all steps at once:
-        #   dz_i = dc·g·i(1-i)   dz_f = dc·c_{t-1}·f(1-f)   dz_g = dc·i·(1-g²)   dz_o = dh·tanh(c)·o(1-o)
-        #   dc_t += dh·o·(1-tanh²(c))                       dc_{t-1} = dc_t·f
-        d_if = torch.stack((g * i * (1 - i), c_prev * f * (1 - f)), dim=2).unbind(0)  # N × 2 × H each
-        d_g, d_o = (i * (1 - g * g)).unbind(0), (tanh_c * o * (1 - o)).unbind(0)
-        d_c, f_ = (o * (1 - tanh_c * tanh_c)).unbind(0), f.unbind(0)
-        grad_z = torch.empty_like(acts)
-        gz_ = grad_z.unbind(0)
-        gif_ = grad_z[:, :, :2 * hid].unflatten(2, (2, hid)).unbind(0)
-        go_, gg_ = grad_z[:, :, 2 * hid:3 * hid].unbind(0), grad_z[:, :, 3 * hid:].unbind(0)
-        gh_ = (torch.zeros_like(h_all) if grad_h_all is None else grad_h_all).unbind(0)
-        gc_ = None if grad_c_all is None else grad_c_all.unbind(0)
-        dh = gh_[steps - 1]
-        dc = torch.zeros_like(c0) if gc_ is None else gc_[steps - 1]
-        for t in range(steps - 1, -1, -1):
-            if t < steps - 1:
-                dh = torch.addmm(gh_[t], gz_[t + 1], w_h)
-                dc = dc * f_[t + 1] if gc_ is None else torch.addcmul(gc_[t], dc, f_[t + 1])
-            dc = torch.addcmul(dc, dh, d_c[t])
-            torch.mul(dc.unsqueeze(1), d_if[t], out=gif_[t])
-            torch.mul(dh, d_o[t], out=go_[t])
-            torch.mul(dc, d_g[t], out=gg_[t])
-        h_prev = torch.cat((h0.unsqueeze(0), h_all[:-1]))
-        grad_w_h = grad_z.reshape(-1, 4 * hid).t() @ h_prev.reshape(-1, hid)
-        grad_h0 = grad_z[0] @ w_h
-        grad_c0 = dc * f_[0]
-        return grad_z, grad_w_h, grad_h0, grad_c0
+        w, acts, h_hist, c_hist, tanh_c = ctx.saved_tensors
+        grad_h = torch.zeros_like(tanh_c) if grad_h_all is None else grad_h_all.clone()
+        grad_z, grad_w, grad_c0 = _recurrence_backward(acts, w, h_hist, c_hist, tanh_c, grad_h, grad_c_all)
+        return grad_z, grad_w.t(), grad_z[0] @ w.t(), grad_c0
 
 
 def lstm_recurrence(xg: torch.Tensor, w_h: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor):
@@ -424,7 +477,7 @@ class _LstmWavefront(torch.autograd.Function):
         hid, layers = four_h // 4, n_layers
         iters, lh = steps + layers - 1, layers * hid
         # the input part of every step, gate-major: layer 0 from xg0 (zero past the end), the
-        # other layers their biases; the loop then adds h_{τ-1} W_big in place
+        # other layers their biases; the recurrence then adds h_{τ-1} W_big in place
         acts = xg0.new_empty(iters, n, 4, layers, hid)
         acts[:steps, :, :, 0] = xg0.view(steps, n, 4, hid)
         acts[steps:, :, :, 0] = 0
@@ -433,19 +486,7 @@ class _LstmWavefront(torch.autograd.Function):
         h_hist = xg0.new_zeros(iters + 1, n, lh)  # h_hist[τ + 1]: the state after step τ
         c_hist = torch.zeros_like(h_hist)
         tanh_c = xg0.new_empty(iters, n, lh)
-        z_ = acts.unbind(0)
-        sig_, tanh_ = acts[:, :, :3 * lh].unbind(0), acts[:, :, 3 * lh:].unbind(0)
-        i_, f_, o_, g_ = (acts[:, :, k * lh:(k + 1) * lh].unbind(0) for k in range(4))
-        h_, c_, tc_ = h_hist.unbind(0), c_hist.unbind(0), tanh_c.unbind(0)
-        for t in range(iters):
-            z_[t].addmm_(h_[t], w_big)
-            sig_[t].sigmoid_()
-            tanh_[t].tanh_()
-            c = torch.mul(f_[t], c_[t], out=c_[t + 1]).addcmul_(i_[t], g_[t])
-            torch.mul(o_[t], torch.tanh(c, out=tc_[t]), out=h_[t + 1])
-            if t < layers - 1:  # layers above t have not started: they keep the zero state
-                h_[t + 1][:, (t + 1) * hid:] = 0
-                c_[t + 1][:, (t + 1) * hid:] = 0
+        _recurrence_forward(acts, w_big, h_hist, c_hist, tanh_c, layers)
         ctx.save_for_backward(w_big, acts, h_hist, c_hist, tanh_c)
         ctx.layers = layers
         return h_hist[layers:, :, (layers - 1) * hid:].clone()  # the top layer's h, steps 0 .. T-1
@@ -457,35 +498,10 @@ class _LstmWavefront(torch.autograd.Function):
         iters, n, lh = tanh_c.shape
         hid = lh // layers
         steps = iters - layers + 1
-        i, f, o, g = acts.split(lh, dim=2)
-        c_prev = c_hist[:-1]
-        d_if = torch.cat((g * i * (1 - i), c_prev * f * (1 - f)), dim=2).unbind(0)  # N × 2LH
-        d_g, d_o = (i * (1 - g * g)).unbind(0), (tanh_c * o * (1 - o)).unbind(0)
-        d_c, f_ = (o * (1 - tanh_c * tanh_c)).unbind(0), f.unbind(0)
-        # dh of every step starts as the gradient from outside; the loop adds W_big δz in place
-        dh_all = torch.zeros_like(h_hist[1:])
-        dh_all[layers - 1:, :, (layers - 1) * hid:] = grad_top
-        dh_ = dh_all.unbind(0)
-        grad_z = torch.empty_like(acts)
-        gif_ = grad_z[:, :, :2 * lh].unflatten(2, (2, lh)).unbind(0)
-        go_, gg_ = grad_z[:, :, 2 * lh:3 * lh].unbind(0), grad_z[:, :, 3 * lh:].unbind(0)
-        gz_ = grad_z.unbind(0)
-        w_big_t = w_big.t().contiguous()
-        dc = torch.zeros_like(h_hist[0])
-        for t in range(iters - 1, -1, -1):
-            dh = dh_[t]
-            if t < iters - 1:
-                dh.addmm_(gz_[t + 1], w_big_t)
-                dc = dc * f_[t + 1]
-            dc = torch.addcmul(dc, dh, d_c[t])
-            torch.mul(dc.unsqueeze(1), d_if[t].view(n, 2, lh), out=gif_[t])
-            torch.mul(dh, d_o[t], out=go_[t])
-            torch.mul(dc, d_g[t], out=gg_[t])
-            if t < layers - 1:  # layers that had not started: their state was a constant
-                gz_[t].view(n, 4, layers, hid)[:, :, t + 1:] = 0
-                dc[:, (t + 1) * hid:] = 0
-        h_prev = h_hist[:-1].reshape(iters * n, lh)
-        grad_w_big = h_prev.t() @ grad_z.view(iters * n, 4 * lh)
+        grad_h = torch.zeros_like(tanh_c)  # from outside only the top layer's h, delayed L - 1 steps
+        grad_h[layers - 1:, :, (layers - 1) * hid:] = grad_top
+        grad_z, grad_w_big, _ = _recurrence_backward(acts, w_big, h_hist, c_hist, tanh_c, grad_h, None,
+                                                     layers)
         gates = grad_z.view(iters, n, 4, layers, hid)
         grad_xg0 = gates[:steps, :, :, 0].reshape(steps, n, 4 * hid)
         grad_b_rest = gates[:, :, :, 1:].sum((0, 1)).transpose(0, 1).reshape(-1)
