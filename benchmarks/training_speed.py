@@ -95,10 +95,10 @@ def switch_off(model: AudioNet, frontend: bool = False, fused: bool = False, wav
     """Turn pieces of the default path back into the literal computation (same function)."""
     if frontend:
         model.gemm_frontend = False
-    if fused:
+    if fused:  # AudioNet runs the wavefront only over fused layers: this switches it off too
         for layer in model.lstm:
             layer.fused = False
-    if wavefront or fused:
+    if wavefront:
         model.wavefront_lstm = False
     return model
 
