@@ -6,13 +6,16 @@ the other, so its peak resident memory (``ru_maxrss``) is its own.
 
 Variants (``--variants``, comma-separated):
   original        emoser.original: float64, padded to the whole set's longest sequence, batch 10,
-                  Adam lr 1e-4, fixed order, padded frames through CNN and LSTM
+                  Adam lr 1e-4, fixed order, padded frames through CNN and LSTM; on a GPU with
+                  the one change that lets it run there at all (the zero state made on the
+                  input's device: OriginalLSTMLayer.state_on_input_device)
   default         emoser.model.AudioNet (float32) trained by emoser.train.fit with its defaults
                   (valid frames only; the front-end as matrix products over the receptive field,
                   emoser.speed.frontend_gemm; the LSTM layers as one wavefront with hand-written
                   BPTT, emoser.speed.lstm_stack_last; no bucketing; batch 10, Adam lr 1e-3)
   float64-default the same in float64
   torch-lstm      AudioNet's CNN + torch.nn.LSTM (packed sequences) instead of the hand-built layers
+  float64-torch-lstm  the same in float64
   previous-default  the default path before emoser.speed: nn.Conv1d modules with ReLU + max pooling
                   in one step (relu_max_pool2), LSTM fast path recorded step by step by autograd
   modules-frontend  default, but the front-end through the nn.Conv1d modules (gemm_frontend=False)
@@ -63,7 +66,7 @@ from emoser.experiments import RECIPE, fit_with_recipe, init_forget_bias  # noqa
 from emoser.train import evaluate, fit, set_seed, stratified_split  # noqa: E402
 
 FRAME = 500
-BASE_VARIANTS = ("original", "default", "float64-default", "torch-lstm", "previous-default",
+BASE_VARIANTS = ("original", "default", "float64-default", "torch-lstm", "float64-torch-lstm", "previous-default",
                  "modules-frontend", "unfused-lstm", "no-wavefront", "to-target", "to-target-fit-defaults")
 
 
@@ -152,8 +155,8 @@ def _parse_variant(spec: str):
 def build_model(name: str, dev):
     """The model of a fit-trained variant (seeded), and the dtype of its data."""
     set_seed(0)
-    dtype = torch.float64 if name == "float64-default" else torch.float32
-    model = (TorchLstmAudioNet if name == "torch-lstm" else AudioNet)().to(dev, dtype)
+    dtype = torch.float64 if name.startswith("float64-") else torch.float32
+    model = (TorchLstmAudioNet if name.endswith("torch-lstm") else AudioNet)().to(dev, dtype)
     if name == "previous-default":
         switch_off(model, frontend=True, fused=True)
     elif name == "modules-frontend":
@@ -184,6 +187,12 @@ def run_variant(spec: str, args) -> dict:
         res["rss_before_mb"] = _rss_mb()
         torch.manual_seed(0)
         model = OriginalAudioNet()
+        if dev.type != "cpu":  # the original's CPU zero state breaks on a GPU (SPEC, known defects)
+            for layer in (model.lstm1, model.lstm2):
+                layer.state_on_input_device = True
+            model.to(dev)
+            for f in ("x_train", "y_train", "lengths_train", "x_test", "y_test", "lengths_test"):
+                setattr(prep, f, getattr(prep, f).to(dev))
         cpu_marks.append(time.process_time())
         hist = original_train(model, prep, epochs=args.original_epochs, batch_size=bs or 10, log=log)
         secs = [h["seconds"] for h in hist]

@@ -90,15 +90,16 @@ class OriginalLSTMCell(nn.Module):
         return h, c
 
 
-def last_step_loop(h_all: torch.Tensor, lengths) -> torch.Tensor:
+def last_step_loop(h_all: torch.Tensor, lengths, device=None) -> torch.Tensor:
     """The original read-out: a Python loop picking ``h_all[n, lengths[n] - 1]`` for each ``n``.
 
     DEFECT: one indexing operation (and one autograd node) per sequence. emoser uses
-    :func:`last_step_gather` (one ``gather`` for the whole batch).
+    :func:`last_step_gather` (one ``gather`` for the whole batch). ``device`` (default: the
+    CPU, as in the original) is where the output buffer is made.
 
     Chapter: chapters/09_what_went_wrong.ipynb
     """
-    out = torch.zeros(h_all.shape[0], h_all.shape[2], dtype=torch.float64)  # CPU, float64 again
+    out = torch.zeros(h_all.shape[0], h_all.shape[2], dtype=torch.float64, device=device)  # float64 again
     for n in range(h_all.shape[0]):
         out[n] = h_all[n, int(lengths[n]) - 1]
     return out
@@ -130,6 +131,12 @@ class OriginalLSTMLayer(nn.Module):
     Chapter: chapters/09_what_went_wrong.ipynb
     """
 
+    #: ``False`` (the original): the zero state and the read-out buffer are made on the CPU.
+    #: ``True`` is the smallest change that lets the original run on a GPU at all (the
+    #: ``.cuda()`` a student adds): they are made on ``x.device``, still in float64. The speed
+    #: benchmark uses it for its ``original`` variant on a GPU; nothing else changes.
+    state_on_input_device = False
+
     def __init__(self, inputSize: int, hiddenSize: int):
         super().__init__()
         self.hiddenSize = hiddenSize
@@ -142,8 +149,9 @@ class OriginalLSTMLayer(nn.Module):
         """
         N, T, _ = x.shape
         # The original: h = Variable(torch.zeros(N, H).double()) -- CPU, float64, every call.
-        h = torch.zeros(N, self.hiddenSize, dtype=torch.float64)
-        c = torch.zeros(N, self.hiddenSize, dtype=torch.float64)
+        dev = x.device if self.state_on_input_device else None
+        h = torch.zeros(N, self.hiddenSize, dtype=torch.float64, device=dev)
+        c = torch.zeros(N, self.hiddenSize, dtype=torch.float64, device=dev)
         hs, cs = [], []
         for t in range(T):  # padded steps too: every sequence runs for the batch's T steps
             h, c = self.cell(x[:, t, :], (h, c))
@@ -154,7 +162,7 @@ class OriginalLSTMLayer(nn.Module):
             return h_all, c_all
         if lengths is None:
             lengths = [T] * N
-        return last_step_loop(h_all, lengths), last_step_loop(c_all, lengths)
+        return last_step_loop(h_all, lengths, dev), last_step_loop(c_all, lengths, dev)
 
 
 def original_feature_size(inDim: int, convLayerNum: int = 3, convKernelSize: int = 5) -> int:

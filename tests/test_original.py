@@ -37,6 +37,39 @@ def test_float32_model_breaks_on_the_float64_zero_state():
         OriginalLSTMLayer(4, 3).float()(torch.randn(2, 3, 4))
 
 
+def _state_on_input_device(model):
+    for layer in (model.lstm1, model.lstm2):
+        layer.state_on_input_device = True
+    return model
+
+
+def test_state_on_input_device_changes_nothing_on_the_cpu():
+    torch.manual_seed(2)
+    model = OriginalAudioNet()
+    x, lengths = _batch()
+    with torch.no_grad():
+        before = model(x, lengths)
+        after = _state_on_input_device(model)(x, lengths)
+    assert torch.equal(before, after)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_original_breaks_on_a_gpu_unless_the_state_follows_the_input():
+    torch.manual_seed(2)
+    cpu_model = OriginalAudioNet()
+    gpu_model = OriginalAudioNet().cuda()
+    gpu_model.load_state_dict(cpu_model.state_dict())
+    x, lengths = _batch()
+    with torch.no_grad():
+        with pytest.raises(RuntimeError, match="device"):
+            gpu_model(x.cuda(), lengths)  # the original's defect: a CPU zero state
+        got = _state_on_input_device(gpu_model)(x.cuda(), lengths)
+        expected = cpu_model(x, lengths)
+    assert got.device.type == "cuda"
+    torch.testing.assert_close(got.cpu(), expected, rtol=0, atol=1e-10)
+
+
 def test_last_step_loop_equals_vectorized_gather():
     h_all = torch.randn(6, 9, 4, dtype=torch.float64)
     lengths = torch.tensor([9, 1, 5, 3, 9, 2])

@@ -197,6 +197,58 @@ def test_default_path_equals_the_literal_model_logits_and_gradients(config):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
 
 
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+
+
+@pytest.mark.gpu
+@CUDA
+@pytest.mark.parametrize("config", [dict(), dict(lstmLayerNum=1), dict(lstmLayerNum=3, sharedConv=False)],
+                         ids=["default", "one-layer", "three-layers"])
+def test_default_path_on_cuda_equals_the_literal_model_on_the_cpu(config):
+    """The fast path's every piece (GEMM front-end, fused layer, wavefront) on a GPU, float64."""
+    torch.manual_seed(8)
+    literal = _literal(AudioNet(**config).double())
+    fast = AudioNet(**config).to("cuda", D64)
+    fast.load_state_dict(literal.state_dict())
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(5, 7, 500, generator=g, dtype=D64)
+    lengths = torch.tensor([7, 2, 5, 1, 6])
+    y = torch.tensor([0, 1, 1, 0, 1])
+    grads = []
+    for model, dev in ((fast, "cuda"), (literal, "cpu")):
+        logits = model(x.to(dev), lengths.to(dev))
+        F.cross_entropy(logits, y.to(dev)).backward()
+        grads.append([logits.detach().cpu()] + [p.grad.cpu() for p in model.parameters()])
+    assert next(fast.parameters()).is_cuda
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-10)
+
+
+@pytest.mark.gpu
+@CUDA
+def test_speed_functions_on_cuda_in_float32():
+    """Chunked front-end (> 256 frames), recurrence and wavefront on a GPU against the CPU."""
+    torch.manual_seed(9)
+    model = AudioNet()
+    frames = torch.randn(600, 500)
+    stack = [LstmLayer(7, 5), LstmLayer(5, 5)]
+    x, lengths = torch.randn(4, 9, 7), torch.tensor([9, 3, 7, 1])
+    xg, w_h = torch.randn(6, 3, 8), torch.randn(8, 2)
+    h0, c0 = torch.randn(3, 2), torch.randn(3, 2)
+    with torch.no_grad():
+        cpu = [frontend_gemm(frames, model.frontend_plan, model.conv_blocks()),
+               lstm_stack_last(stack, x, lengths), lstm_recurrence(xg, w_h, h0, c0)[0]]
+        model.cuda()
+        for layer in stack:
+            layer.cuda()
+        gpu = [frontend_gemm(frames.cuda(), model.frontend_plan, model.conv_blocks()),
+               lstm_stack_last(stack, x.cuda(), lengths.cuda()),
+               lstm_recurrence(xg.cuda(), w_h.cuda(), h0.cuda(), c0.cuda())[0]]
+    for a, b in zip(gpu, cpu):
+        assert a.is_cuda
+        torch.testing.assert_close(a.cpu(), b, rtol=1e-4, atol=1e-5)
+
+
 def test_training_steps_agree_in_float32():
     """Five Adam steps on the default path and on the literal one end within float32 rounding."""
     states = []
