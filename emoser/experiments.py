@@ -30,7 +30,7 @@ import torch
 from .frames import FrameDataset, Normalizer
 from .model import AudioNet
 from .splits import stratified_split
-from .train import Evaluation, History, SeedRuns, _call_callback, evaluate, fit, set_seed
+from .train import Evaluation, History, SeedRuns, _call_callback, adam, evaluate, fit, set_seed
 
 __all__ = [
     "Recipe", "RECIPE", "ORIGINAL_RECIPE", "init_forget_bias", "PerUtteranceNormalizer", "make_normalizer",
@@ -243,8 +243,7 @@ def fit_with_recipe(model: torch.nn.Module, train_set, val_set=None, *, recipe: 
 
     Chapter: chapters/06_training.ipynb
     """
-    optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay,
-                                 amsgrad=recipe.amsgrad)
+    optimizer = adam(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay, amsgrad=recipe.amsgrad)
     scheduler = recipe.scheduler(optimizer)
 
     def on_epoch(record, trained):

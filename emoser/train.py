@@ -32,7 +32,7 @@ from .splits import stratified_split
 
 __all__ = [
     "set_seed", "device", "describe_device", "stratified_split",
-    "History", "fit", "Evaluation", "evaluate",
+    "History", "adam", "fit", "Evaluation", "evaluate",
     "save_checkpoint", "load_checkpoint", "SeedRuns", "multi_seed",
 ]
 
@@ -336,6 +336,29 @@ def _progress_bar(total: int, enabled: bool, desc: str):
 
 
 # --------------------------------------------------------------------------- fit
+def adam(params, **kwargs) -> torch.optim.Adam:
+    """``torch.optim.Adam``, fused into one kernel per parameter where this torch can.
+
+    The fused implementation does the same update with a few operations per parameter
+    instead of about ten (on the CPU since torch 2.4): AudioNet's optimizer step drops from
+    about 0.9 ms to 0.2 ms on 2 cores. Older torch versions get the plain Adam.
+
+    Chapter: chapters/08_speed.ipynb
+
+    Args:
+        params: the parameters (or parameter groups) to optimize.
+        **kwargs: Adam's settings (``lr``, ``weight_decay``, ``amsgrad`` ...).
+
+    Returns:
+        torch.optim.Adam: the optimizer.
+    """
+    params = list(params)
+    try:
+        return torch.optim.Adam(params, fused=True, **kwargs)
+    except (RuntimeError, ValueError, TypeError):  # a device or dtype this torch cannot fuse
+        return torch.optim.Adam(params, **kwargs)
+
+
 def fit(model: nn.Module, train_set: Dataset, val_set: Dataset | None = None, *, epochs: int = 20,
         lr: float = 1e-3, batch_size: int = 10, seed: int = 0, progress: bool = True,
         device: str | torch.device | None = None, shuffle: bool = True, bucket: bool | int = False,
@@ -397,7 +420,7 @@ def fit(model: nn.Module, train_set: Dataset, val_set: Dataset | None = None, *,
     dev = _resolve_device(device)
     model.to(dev)
     if optimizer is None:
-        opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+        opt = adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     elif isinstance(optimizer, torch.optim.Optimizer):
         opt = optimizer
     else:

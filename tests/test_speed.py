@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from emoser.lstm import LstmLayer
 from emoser.model import AudioNet
+from emoser import speed
 from emoser.speed import frontend_gemm, frontend_receptive_field, lstm_recurrence, lstm_stack_last
 
 D64 = torch.float64
@@ -50,6 +51,18 @@ CONFIGS = [
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()) or "default")
 def test_frontend_gemm_equals_the_modules_values_and_gradients(config):
+    _compare_frontend_with_the_modules(config)
+
+
+@pytest.mark.parametrize("elements", [1, 10_000])
+def test_frontend_gemm_in_small_chunks_equals_the_modules(monkeypatch, elements):
+    """Block 1 in chunks of one frame, or of three, changes nothing but the summation order."""
+    monkeypatch.setattr(speed, "_CHUNK_ELEMENTS", elements)
+    assert len(speed._frame_chunks(37, 47 * 64)) == (37 if elements == 1 else 13)
+    _compare_frontend_with_the_modules(dict())
+
+
+def _compare_frontend_with_the_modules(config):
     torch.manual_seed(1)
     model = AudioNet(**config).double()
     frames = torch.randn(37, model.inDim, dtype=D64)

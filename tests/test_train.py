@@ -333,3 +333,22 @@ def test_fit_and_evaluate_on_gpu(toy_sets, tmp_path):
     loaded, _ = train.load_checkpoint(tmp_path / "gpu.pt")  # back on the CPU
     assert not next(loaded.parameters()).is_cuda
     assert train.evaluate(loaded, test_set).accuracy == pytest.approx(result.accuracy)
+
+
+def test_adam_is_fused_where_torch_can_and_steps_like_plain_adam():
+    torch.manual_seed(0)
+    mine = [nn.Parameter(torch.randn(5, 3)), nn.Parameter(torch.randn(4))]
+    plain = [nn.Parameter(p.detach().clone()) for p in mine]
+    settings = dict(lr=1e-2, weight_decay=1e-3, amsgrad=True)
+    opt, ref = train.adam(mine, **settings), torch.optim.Adam(plain, **settings)
+    major, minor = (int(v) for v in torch.__version__.split(".")[:2])
+    assert opt.defaults["fused"] is ((major, minor) >= (2, 4))  # CPU fusion arrived in torch 2.4
+    for _ in range(5):
+        for p, q in zip(mine, plain):
+            p.grad = torch.randn_like(p)
+            q.grad = p.grad.clone()
+        opt.step()
+        ref.step()
+    for p, q in zip(mine, plain):
+        assert not torch.equal(p, torch.zeros_like(p))
+        torch.testing.assert_close(p, q, rtol=1e-6, atol=1e-6)
