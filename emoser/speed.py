@@ -115,10 +115,10 @@ def needed_lengths(pooled: int, conv_layers: int, kernel: int) -> tuple[tuple, t
     return tuple(reversed(outs)), tuple(reversed(ins))
 
 
-#: Numbers per tensor in one chunk of block 1 (about 400 kB of float32, 32 frames of AudioNet):
-#: small enough that a chunk's conv output, mask and pooled values stay in a core's L2 cache
-#: from one operation to the next. Chunks of 256 frames (3 MB per tensor) made the front-end
-#: about 7 % slower on a 2-core Sapphire Rapids; chunking blocks 2 and 3 as well gained nothing.
+#: Numbers per tensor in one chunk of block 1 (about 400 kB of float32): small enough that a
+#: chunk's conv output, mask and pooled values stay in a core's L2 cache from one operation
+#: to the next. Chunks of 3 MB per tensor made the front-end about 7 % slower on a 2-core
+#: Sapphire Rapids.
 _CHUNK_ELEMENTS = 96 * 1024
 
 
@@ -139,30 +139,51 @@ def _relu_max(left: torch.Tensor, right: torch.Tensor, out: torch.Tensor, take_l
     return torch.maximum(left, right, out=out).clamp_min_(0)
 
 
-def _pool_pairs(z: torch.Tensor, channels: int, out: torch.Tensor | None = None):
-    """ReLU + max pooling 2/2 over rows of a channels-last ``M × 2n × C`` conv output.
+def _slot_pieces(p: int):
+    """How ``p`` positions map onto slots ``rows × 2`` (position ``2r + j`` in slot ``[r, j]``).
 
-    Returns the pooled ``M × n × C`` (written into ``out`` if given) and the float mask of
-    :func:`_relu_max`.
+    Yields ``(positions, slots)`` index pairs: the first ``2·(p // 2)`` positions as whole
+    rows, then an odd last position on its own.
     """
-    pairs = z.reshape(z.shape[0], -1, 2 * channels)
-    left, right = pairs[..., :channels], pairs[..., channels:]
-    pooled = left.new_empty(left.shape) if out is None else out
-    take_left = left.new_empty(left.shape)
-    return _relu_max(left, right, pooled, take_left), take_left
+    k = p // 2
+    pieces = [((slice(0, 2 * k), (k, 2)), slice(0, k))] if k else []
+    if p % 2:
+        pieces.append(((p - 1, None), (k, 0)))
+    return pieces
 
 
-def _unpool_pairs(grad: torch.Tensor, pooled: torch.Tensor, take_left: torch.Tensor, out: torch.Tensor):
-    """Backward of :func:`_pool_pairs`: route ``grad`` (``M × n × C``) into ``out`` (``M × 2n × C``)."""
-    channels = grad.shape[-1]
-    grad = grad * torch.gt(pooled, 0, out=torch.empty_like(grad))  # ReLU: none where clipped to 0
-    pairs = out.view(out.shape[0], -1, 2 * channels)
-    left = torch.mul(grad, take_left, out=pairs[..., :channels])
-    torch.sub(grad, left, out=pairs[..., channels:])
+def _pool_into(z: torch.Tensor, slots: torch.Tensor, take_left: torch.Tensor) -> None:
+    """ReLU + max pooling 2/2 of a position-major conv output into ``slots``.
+
+    ``z`` is ``(2P·M) × C`` (row ``q·M + f``: conv output ``q`` of frame ``f``); the ``P``
+    pooled positions go to ``slots`` (``rows × 2 × M × C``) and the masks to ``take_left``
+    (``P × M × C``).
+    """
+    p, m, c = take_left.shape
+    pairs = z.view(p, 2, m, c)
+    for (pos, split), slot in _slot_pieces(p):
+        left, right, tl = pairs[pos, 0], pairs[pos, 1], take_left[pos]
+        if split is not None:
+            left, right, tl = (t.view(*split, m, c) for t in (left, right, tl))
+        _relu_max(left, right, slots[slot], tl)
+
+
+def _unpool_from(grad_slots: torch.Tensor, slots: torch.Tensor, take_left: torch.Tensor, grad_z: torch.Tensor) -> None:
+    """Backward of :func:`_pool_into`: route ``grad_slots`` (shaped like ``slots``) into ``grad_z``."""
+    p, m, c = take_left.shape
+    pairs = grad_z.view(p, 2, m, c)
+    for (pos, split), slot in _slot_pieces(p):
+        out_left, out_right, tl = pairs[pos, 0], pairs[pos, 1], take_left[pos]
+        if split is not None:
+            out_left, out_right, tl = (t.view(*split, m, c) for t in (out_left, out_right, tl))
+        pooled = slots[slot]
+        g = grad_slots[slot] * torch.gt(pooled, 0, out=pooled.new_empty(pooled.shape))  # ReLU: none where clipped
+        torch.mul(g, tl, out=out_left)
+        torch.sub(g, out_left, out=out_right)
 
 
 def _shift_weights(weight: torch.Tensor):
-    """Conv weight ``C_out × C × K`` as ``ceil(K/2)`` matrices over pairs of input rows.
+    """Conv weight ``C_out × C × K`` as ``ceil(K/2)`` matrices over pairs of input positions.
 
     Shift ``s`` covers taps ``2s`` and ``2s + 1``: a ``2C × C_out`` matrix (``C × C_out`` for
     the last, single tap of an odd ``K``), matching rows ``[a_{2r}, a_{2r+1}]`` of the input.
@@ -175,27 +196,30 @@ def _shift_weights(weight: torch.Tensor):
     return mats
 
 
-def _input_buffer(m: int, n_in: int, channels: int, kernel: int, like: torch.Tensor):
-    """A conv block's input as ``(M·rows + extra) × 2C``: row ``r`` of frame ``m`` holds positions
-    ``2r`` and ``2r + 1``; positions past ``n_in`` and the extra rows are zero.
+def _input_buffer(m: int, n_in: int, channels: int, like: torch.Tensor):
+    """A conv block's input, position-major: row ``r·M + f`` holds positions ``2r`` and
+    ``2r + 1`` of frame ``f`` (``2C`` numbers); a position past ``n_in`` is zero.
 
-    Returns the buffer and its ``M × n_in × C`` view, where the previous block pools into.
+    Returns the buffer (``rows·M × 2C``) and its slots view ``rows × 2 × M × C`` (position
+    ``2r + j`` of frame ``f`` at ``[r, j, f]``), where the previous block pools into.
     """
     rows = (n_in + 1) // 2
-    extra = (kernel + 1) // 2 - 1  # a shifted product reads up to this many rows past the end
-    a = like.new_empty(m * rows + extra, 2 * channels)
-    a[m * rows:] = 0
-    frames = a[:m * rows].view(m, 2 * rows, channels)
-    frames[:, n_in:] = 0
-    return a, frames[:, :n_in]
+    a = like.new_empty(rows * m, 2 * channels)
+    slots = a.view(rows, m, 2, channels).permute(0, 2, 1, 3)
+    if n_in < 2 * rows:
+        slots[rows - 1, 1] = 0
+    return a, slots
 
 
 class _FrontendGemm(torch.autograd.Function):
-    """The front-end as matrix products on channels-last tensors; backward by hand.
+    """The front-end as matrix products on position-major tensors; backward by hand.
 
-    Block 1 runs over chunks of frames (:func:`_frame_chunks`), so that its conv output (the
-    largest tensor of the front-end: ``C`` numbers per window of ``K + 1``) stays in the CPU's
-    caches; the windows themselves are small and kept for the backward pass.
+    Position-major (row ``q·M + f`` for position ``q`` of frame ``f``): a convolution's
+    shifted products then read contiguous row ranges of exactly the outputs needed, and max
+    pooling pairs two contiguous blocks of rows. Block 1 runs frame by frame in chunks
+    (:func:`_frame_chunks`), so that its conv output (the largest tensor of the front-end)
+    stays in the CPU's caches, and pools into the position-major input of block 2; its
+    windows are small and kept for the backward pass.
     """
 
     @staticmethod
@@ -204,108 +228,123 @@ class _FrontendGemm(torch.autograd.Function):
         weights, biases = params[0::2], params[1::2]
         n_blocks = len(weights)
         k = plan.kernel
-        # block 1: average pooling 2/2; conv output p reads avg[2p : 2p + K]; pairs (2q, 2q+1) pooled
-        avg = (frames[:, 0:plan.samples_used:2] + frames[:, 1:plan.samples_used:2]) * 0.5
         w1, b1 = weights[0], biases[0]
         c = w1.shape[0]
         half = plan.conv_outputs[0] // 2
         if n_blocks > 1:
-            a, pooled = _input_buffer(m, plan.conv_inputs[1], c, k, frames)
+            a, slots = _input_buffer(m, half, c, frames)
         else:
-            a, pooled = None, frames.new_empty(m, half, c)
-        take_left = frames.new_empty(m, half, c)
+            a, slots = None, frames.new_empty((half + 1) // 2, 2, m, c)
+        rows = slots.shape[0]
+        # block 1, frame by frame in chunks: average pooling 2/2; conv output p reads
+        # avg[2p : 2p + K]; pairs (2q, 2q+1) pooled. All 2·rows pooled positions are computed
+        # (an odd last one from zero padding: it fills a slot that no later output reads, and
+        # is set back to zero below).
+        even, odd = _block1_windows(frames, plan.samples_used, k, 2 * rows)  # (M·2·rows) × (K + 1)
+        by_frame = slots.permute(2, 0, 1, 3)  # M × rows × 2 × C
+        take_left = frames.new_empty(m, rows, 2, c)
         w1_ext = torch.cat((w1.view(c, k).t(), b1.view(1, c)))  # (K + 1) × C: the bias as a last row
-        even, odd = _block1_windows(avg, k, half)  # (M·half) × (K + 1) each, small: kept for backward
-        for s, e in _frame_chunks(m, half * c):
-            z_even = torch.mm(even[s * half:e * half], w1_ext).view(e - s, half, c)
-            z_odd = torch.mm(odd[s * half:e * half], w1_ext).view(e - s, half, c)
-            _relu_max(z_even, z_odd, pooled[s:e], take_left[s:e])
-        saved = [torch.stack((even, odd)), pooled, take_left]
+        for s, e in _frame_chunks(m, 2 * rows * c):
+            z_even = torch.mm(even[s * 2 * rows:e * 2 * rows], w1_ext).view(e - s, rows, 2, c)
+            z_odd = torch.mm(odd[s * 2 * rows:e * 2 * rows], w1_ext).view(e - s, rows, 2, c)
+            _relu_max(z_even, z_odd, by_frame[s:e], take_left[s:e])
+        if half < 2 * rows:
+            slots[rows - 1, 1] = 0
+        saved = [odd, even - odd, take_left, slots]  # the last column of even - odd is 0
         for b in range(1, n_blocks):
             w, bias = weights[b], biases[b]
-            rows = (plan.conv_inputs[b] + 1) // 2
+            n_out = plan.conv_outputs[b]
             mats = _shift_weights(w)
-            n = m * rows
-            z = torch.addmm(bias, a[0:n], mats[0])
+            n = n_out * m
+            z = torch.addmm(bias, a[0:n], mats[0])  # row q·M + f: output q of frame f
             for s in range(1, len(mats)):
-                z.addmm_(a[s:s + n, :mats[s].shape[0]], mats[s])
-            z = z.view(m, rows, -1)[:, :plan.conv_outputs[b]]
+                z.addmm_(a[s * m:s * m + n, :mats[s].shape[0]], mats[s])
             c = w.shape[0]
+            p = n_out // 2
             saved_a = a
             if b + 1 < n_blocks:  # pool straight into the next block's input buffer
-                a, target = _input_buffer(m, plan.conv_inputs[b + 1], c, k, frames)
-                pooled, take_left = _pool_pairs(z, c, out=target)
+                a, slots = _input_buffer(m, p, c, frames)
             else:
-                pooled, take_left = _pool_pairs(z, c)
-            saved += [saved_a, pooled, take_left]
+                slots = frames.new_empty((p + 1) // 2, 2, m, c)
+            take_left = frames.new_empty(p, m, c)
+            _pool_into(z, slots, take_left)
+            saved += [saved_a, take_left, slots]
         ctx.save_for_backward(*saved, *weights)
         ctx.plan, ctx.m, ctx.n_blocks = plan, m, n_blocks
-        return pooled.transpose(1, 2).reshape(m, -1)  # M × (C · n), channel-major as in the model
+        p = plan.conv_outputs[-1] // 2
+        return slots.reshape(-1, m, c)[:p].permute(1, 2, 0).reshape(m, -1)  # M × (C · P), channel-major
 
     @staticmethod
     def backward(ctx, grad_features):
         plan, m, n_blocks = ctx.plan, ctx.m, ctx.n_blocks
         saved = ctx.saved_tensors
-        weights = saved[3 * n_blocks:]
+        weights = saved[4 + 3 * (n_blocks - 1):]
         k = plan.kernel
         grads = [None] * (2 * n_blocks)
         c_last = weights[-1].shape[0]
-        grad = grad_features.view(m, c_last, -1).transpose(1, 2)  # M × n × C
+        p = plan.conv_outputs[-1] // 2
+        grad_slots = grad_features.new_zeros((p + 1) // 2 * 2, m, c_last)
+        grad_slots[:p] = grad_features.view(m, c_last, p).permute(2, 0, 1)
+        grad_slots = grad_slots.view(-1, 2, m, c_last)
         for b in range(n_blocks - 1, 0, -1):
-            a, pooled, take_left = saved[3 * b: 3 * b + 3]
+            a, take_left, slots = saved[4 + 3 * (b - 1): 4 + 3 * b]
             w = weights[b]
             c_out, c_in = w.shape[0], w.shape[1]
-            n_in, n_out = plan.conv_inputs[b], plan.conv_outputs[b]
-            rows = (n_in + 1) // 2
-            n = m * rows
-            grad_z = grad.new_empty(m, rows, c_out)
-            grad_z[:, n_out:] = 0  # rows past the needed outputs: no gradient
-            _unpool_pairs(grad, pooled, take_left, grad_z[:, :n_out])
-            grad_z = grad_z.view(n, c_out)
+            n_out = plan.conv_outputs[b]
+            n = n_out * m
+            grad_z = grad_slots.new_empty(n, c_out)
+            _unpool_from(grad_slots, slots, take_left, grad_z)
             mats = _shift_weights(w)
             grad_w = torch.empty_like(w)
             grad_a = torch.empty_like(a)
             grad_a[n:] = 0
             for s, mat in enumerate(mats):
                 width = mat.shape[0]
-                g = grad_z.t() @ a[s:s + n, :width]  # C_out × width
+                g = grad_z.t() @ a[s * m:s * m + n, :width]  # C_out × width
                 taps = width // c_in
                 grad_w[:, :, 2 * s:2 * s + taps] = g.view(c_out, taps, c_in).transpose(1, 2)
-                if s == 0:  # the first shift covers every row: it sets them, the others add
+                if s == 0:  # the first shift covers rows 0 .. n: it sets them, the others add
                     torch.mm(grad_z, mat.t(), out=grad_a[0:n])
                 else:
-                    grad_a[s:s + n, :width].addmm_(grad_z, mat.t())
+                    grad_a[s * m:s * m + n, :width].addmm_(grad_z, mat.t())
             grads[2 * b] = grad_w
             grads[2 * b + 1] = grad_z.sum(0)
-            grad = grad_a[:n].view(m, 2 * rows, c_in)[:, :n_in]
-        windows, pooled, take_left = saved[0:3]
+            grad_slots = grad_a.view(-1, m, 2, c_in).permute(0, 2, 1, 3)
+        odd, diff, take_left, slots = saved[0:4]
         c = weights[0].shape[0]
-        half = plan.conv_outputs[0] // 2
-        odd, diff = windows[1], windows[0] - windows[1]  # the last column: 1 and 0
-        grad_ext = grad.new_zeros(k + 1, c)  # rows: dW (K), then db
-        for s, e in _frame_chunks(m, half * c):
-            g = grad[s:e] * torch.gt(pooled[s:e], 0, out=torch.empty_like(pooled[s:e]))
-            g_even = (g * take_left[s:e]).reshape(-1, c)
-            g = g.reshape(-1, c)
+        rows = slots.shape[0]
+        by_frame, grad_by_frame = slots.permute(2, 0, 1, 3), grad_slots.permute(2, 0, 1, 3)
+        grad_ext = grad_slots.new_zeros(k + 1, c)  # rows: dW (K), then db
+        for s, e in _frame_chunks(m, 2 * rows * c):
+            pooled = by_frame[s:e]
+            g = pooled.new_empty(pooled.shape)  # contiguous: rows (frame, position) as in the windows
+            torch.mul(grad_by_frame[s:e], torch.gt(pooled, 0, out=pooled.new_empty(pooled.shape)), out=g)
+            g_even = g * take_left[s:e]
             # even outputs get g_even, odd ones g - g_even: dW = oddᵀ·g + (even - odd)ᵀ·g_even
-            grad_ext.addmm_(odd[s * half:e * half].t(), g).addmm_(diff[s * half:e * half].t(), g_even)
-        grad_w1, grad_b1 = grad_ext[:k].t(), grad_ext[k]
-        grads[0] = grad_w1.view(c, 1, k)
-        grads[1] = grad_b1
+            grad_ext.addmm_(odd[s * 2 * rows:e * 2 * rows].t(), g.view(-1, c))
+            grad_ext.addmm_(diff[s * 2 * rows:e * 2 * rows].t(), g_even.view(-1, c))
+        grads[0] = grad_ext[:k].t().reshape(c, 1, k)
+        grads[1] = grad_ext[k]
         return (None, None, *grads)
 
 
-def _block1_windows(avg: torch.Tensor, kernel: int, half: int):
-    """Windows of the average-pooled frames under block 1's even and odd conv outputs.
+def _block1_windows(frames: torch.Tensor, samples: int, kernel: int, positions: int):
+    """Block 1's input windows, frame by frame, for its even and odd conv outputs.
 
-    Conv output ``2q`` reads ``avg[4q : 4q + K]``, output ``2q + 1`` reads ``avg[4q + 2 : 4q + 2 + K]``;
-    each as a ``(M·half) × (K + 1)`` matrix whose last column is 1 (it multiplies the bias).
+    The frames are average-pooled 2/2 (their first ``samples`` samples). Conv output ``2q``
+    reads ``avg[4q : 4q + K]``, output ``2q + 1`` reads ``avg[4q + 2 : 4q + 2 + K]``; pooled
+    position ``q`` of frame ``f`` is row ``f·positions + q`` of a ``(M·positions) × (K + 1)``
+    matrix whose last column is 1 (it multiplies the bias). Windows past the end of ``avg``
+    read zeros.
     """
-    rows = avg.shape[0] * half
+    m = frames.shape[0]
+    need = 4 * (positions - 1) + 2 + kernel  # avg samples the last odd window reads
+    avg = frames.new_zeros(m, max(need, samples // 2))
+    torch.add(frames[:, 0:samples:2], frames[:, 1:samples:2], out=avg[:, :samples // 2]).mul_(0.5)
     windows = []
     for start in (0, 2):
-        w = avg.new_empty(rows, kernel + 1)
-        w[:, :kernel].view(avg.shape[0], half, kernel).copy_(avg[:, start:].unfold(1, kernel, 4)[:, :half])
+        w = frames.new_empty(m * positions, kernel + 1)
+        w[:, :kernel].view(m, positions, kernel).copy_(avg[:, start:].unfold(1, kernel, 4)[:, :positions])
         w[:, kernel] = 1
         windows.append(w)
     return windows
@@ -316,11 +355,12 @@ def frontend_gemm(frames: torch.Tensor, plan: FrontendPlan, convs) -> torch.Tens
 
     The same function as average pooling 2/2, then per block a stride-2 ``Conv1d``, ReLU
     and max pooling 2/2 (ties to the first element), flattened channel by channel. The data
-    stay channels-last (``M × positions × C``): block 1 is one product of the frame's
-    windows with the ``C × K`` kernel; a later block reads pairs of input positions as rows
-    of width ``2C``, so its convolution is ``ceil(K/2)`` products of shifted row ranges with
-    slices of the kernel, without copying windows. Only the positions of
-    :func:`frontend_receptive_field` are computed. The gradients of the weights are written
+    stay channels-last: block 1 is one product of the frame's windows with the ``C × K``
+    kernel; a later block keeps its input position-major (row ``r·M + f`` holds positions
+    ``2r`` and ``2r + 1`` of frame ``f``, ``2C`` numbers), so its convolution is ``ceil(K/2)``
+    products of row ranges shifted by whole blocks of ``M`` rows, with slices of the kernel,
+    without copying windows. Only the positions of :func:`frontend_receptive_field` are
+    computed, and no others: position-major rows hold exactly the outputs needed. The gradients of the weights are written
     by hand; the frames get none (training never needs them).
 
     Chapter: chapters/08_speed.ipynb
