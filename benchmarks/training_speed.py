@@ -33,6 +33,7 @@ Usage:
   python benchmarks/training_speed.py --variants default,fast --epochs 4
   python benchmarks/training_speed.py --profile             # where one default epoch goes
   python benchmarks/training_speed.py --out benchmarks/results/cpu-2core.json
+  python benchmarks/training_speed.py --variants original,default --rounds 3   # medians of 3 alternating rounds
 
 Chapter: chapters/08_speed.ipynb
 """
@@ -363,6 +364,22 @@ def _child(spec: str, args) -> dict:
     return json.loads(results[-1])
 
 
+def merge_rounds(rounds: list[dict]) -> dict:
+    """One variant's result over several rounds: the medians of its per-round numbers.
+
+    The rounds alternate with the other variants, so a machine that slows down for a while
+    (other virtual machines on the same host) slows all variants alike.
+    """
+    res = dict(rounds[0])
+    if len(rounds) > 1:
+        for k in ("seconds_per_epoch", "cpu_seconds_per_epoch"):
+            res["round_" + k] = [r[k] for r in rounds]
+            res[k] = statistics.median(res["round_" + k])
+        res["epoch_seconds"] = [r["epoch_seconds"] for r in rounds]
+        res["peak_rss_mb"] = max(r["peak_rss_mb"] for r in rounds)
+    return res
+
+
 def print_table(results: list[dict]) -> None:
     """Wall and CPU seconds per epoch, speed-up against the original, peak resident memory."""
     base = {k: next((r[k] for r in results if r["variant"] == "original"), None)
@@ -376,6 +393,13 @@ def print_table(results: list[dict]) -> None:
                          + (f"{base[k] / r[k]:>8.1f}x" if base[k] else f"{'-':>9}"))
         print(f"{r['variant']:<20}{r['batch_size']:>6}{''.join(cells)}{r['peak_rss_mb']:>12.0f}"
               f"{r['rss_before_mb']:>8.0f}")
+    orig = next((r for r in results if r["variant"] == "original" and "round_seconds_per_epoch" in r), None)
+    if orig:
+        print("\nspeed-up in each round (original's seconds per epoch / the variant's, same round):")
+        for r in results:
+            if r is not orig and "round_seconds_per_epoch" in r:
+                ratios = [o / v for o, v in zip(orig["round_seconds_per_epoch"], r["round_seconds_per_epoch"])]
+                print(f"  {r['variant']:<20}" + "  ".join(f"{x:5.1f}x" for x in ratios))
     for r in results:
         if r["variant"].startswith("to-target"):
             if r["reached"]:
@@ -398,6 +422,9 @@ def main(argv=None) -> None:
     ap.add_argument("--out", help="write the results as JSON here")
     ap.add_argument("--profile", action="store_true", help="profile one epoch of the default path")
     ap.add_argument("--profile-variant", default="default")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="run the list of variants this many times, alternating, and report medians "
+                         "(to-target variants run once)")
     ap.add_argument("--inline", action="store_true", help="run variants in this process (no RSS per variant)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -420,10 +447,14 @@ def main(argv=None) -> None:
         specs = [v.strip() for v in args.variants.split(",") if v.strip()]
         for s in specs:
             _parse_variant(s)
-        results = []
-        for s in specs:
-            print(f"--- {s}", flush=True)
-            results.append(run_variant(s, args) if args.inline else _child(s, args))
+        runs = {s: [] for s in specs}
+        for r in range(args.rounds):
+            for s in specs:
+                if r and s.startswith("to-target"):
+                    continue
+                print(f"--- {s}" + (f" (round {r + 1} of {args.rounds})" if args.rounds > 1 else ""), flush=True)
+                runs[s].append(run_variant(s, args) if args.inline else _child(s, args))
+        results = [merge_rounds(runs[s]) for s in specs]
         print_table(results)
         info["load_average_after"] = os.getloadavg()
         result = dict(machine=info, results=results)
