@@ -139,16 +139,22 @@ def _relu_max(left: torch.Tensor, right: torch.Tensor, out: torch.Tensor, take_l
     return torch.maximum(left, right, out=out).clamp_min_(0)
 
 
-def _slot_pieces(p: int):
-    """How ``p`` positions map onto slots ``rows × 2`` (position ``2r + j`` in slot ``[r, j]``).
+def _paired_views(pairs: torch.Tensor, take_left: torch.Tensor):
+    """The two sides of ``pairs`` (``P × 2 × M × C``), the masks and the matching slot index.
 
-    Yields ``(positions, slots)`` index pairs: the first ``2·(p // 2)`` positions as whole
-    rows, then an odd last position on its own.
+    Pooled position ``2r + j`` lives in slot ``[r, j]`` of a ``rows × 2 × M × C`` view, so the
+    first ``2·(P // 2)`` positions are whole rows of slots (views ``P//2 × 2 × M × C``) and an
+    odd last position is slot ``[P // 2, 0]`` on its own. Returns ``(left, right, take_left, slot)``
+    for each of these pieces.
     """
+    p, _, m, c = pairs.shape
     k = p // 2
-    pieces = [((slice(0, 2 * k), (k, 2)), slice(0, k))] if k else []
+    pieces = []
+    if k:
+        rows = (pairs[:2 * k, 0], pairs[:2 * k, 1], take_left[:2 * k])
+        pieces.append((*(t.view(k, 2, m, c) for t in rows), slice(0, k)))
     if p % 2:
-        pieces.append(((p - 1, None), (k, 0)))
+        pieces.append((pairs[p - 1, 0], pairs[p - 1, 1], take_left[p - 1], (k, 0)))
     return pieces
 
 
@@ -159,23 +165,14 @@ def _pool_into(z: torch.Tensor, slots: torch.Tensor, take_left: torch.Tensor) ->
     pooled positions go to ``slots`` (``rows × 2 × M × C``) and the masks to ``take_left``
     (``P × M × C``).
     """
-    p, m, c = take_left.shape
-    pairs = z.view(p, 2, m, c)
-    for (pos, split), slot in _slot_pieces(p):
-        left, right, tl = pairs[pos, 0], pairs[pos, 1], take_left[pos]
-        if split is not None:
-            left, right, tl = (t.view(*split, m, c) for t in (left, right, tl))
+    for left, right, tl, slot in _paired_views(z.view(take_left.shape[0], 2, *take_left.shape[1:]), take_left):
         _relu_max(left, right, slots[slot], tl)
 
 
 def _unpool_from(grad_slots: torch.Tensor, slots: torch.Tensor, take_left: torch.Tensor, grad_z: torch.Tensor) -> None:
     """Backward of :func:`_pool_into`: route ``grad_slots`` (shaped like ``slots``) into ``grad_z``."""
-    p, m, c = take_left.shape
-    pairs = grad_z.view(p, 2, m, c)
-    for (pos, split), slot in _slot_pieces(p):
-        out_left, out_right, tl = pairs[pos, 0], pairs[pos, 1], take_left[pos]
-        if split is not None:
-            out_left, out_right, tl = (t.view(*split, m, c) for t in (out_left, out_right, tl))
+    pairs = grad_z.view(take_left.shape[0], 2, *take_left.shape[1:])
+    for out_left, out_right, tl, slot in _paired_views(pairs, take_left):
         pooled = slots[slot]
         g = grad_slots[slot] * torch.gt(pooled, 0, out=pooled.new_empty(pooled.shape))  # ReLU: none where clipped
         torch.mul(g, tl, out=out_left)
