@@ -13,8 +13,14 @@ operations and a hand-written backward pass:
 * :func:`lstm_stack_last`: two or more stacked LSTM layers as one loop (a wavefront: layer
   ``l`` runs ``l`` steps behind layer 0), read at each sequence's last valid step.
 
+On the CPU the loops with many tiny operations -- every LSTM step, block 1 of the front-end,
+and the ReLU + max pooling of the later blocks -- run as fused C kernels
+(:mod:`emoser.native`) where a C compiler exists; elsewhere (a GPU, ``EMOSER_NATIVE=0``, no
+compiler) as the PyTorch operations written here.
+
 The tests check all three against the literal modules (``nn.Conv1d``, ``F.max_pool1d``, the
-per-step :class:`~emoser.lstm.LstmCell` through autograd), values and gradients, in float64.
+per-step :class:`~emoser.lstm.LstmCell` through autograd), values and gradients, in float64,
+with the kernels and without them.
 
 Chapter: chapters/08_speed.ipynb
 """
@@ -24,6 +30,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+
+from . import native
 
 __all__ = ["FrontendPlan", "frontend_receptive_field", "needed_lengths", "frontend_gemm", "lstm_recurrence", "lstm_stack_last"]
 
@@ -122,6 +130,26 @@ def needed_lengths(pooled: int, conv_layers: int, kernel: int) -> tuple[tuple, t
 _CHUNK_ELEMENTS = 96 * 1024
 
 
+def _native_for(*tensors):
+    """The fused kernels (:mod:`emoser.native`) for these tensors, or ``None``: they must all
+    be contiguous, on the CPU, of one dtype (float32 or float64)."""
+    first = tensors[0]
+    if first.device.type != "cpu" or any(t.dtype != first.dtype or not t.is_contiguous() for t in tensors):
+        return None
+    return native.kernels(first.dtype)
+
+
+def _ptr(t):
+    return None if t is None else t.data_ptr()
+
+
+def _check(status: int, what: str) -> None:
+    if status == -1:
+        raise MemoryError(f"emoser.native: {what} found no memory for its buffers")
+    if status != 0:
+        raise RuntimeError(f"emoser.native: {what} failed (status {status})")
+
+
 def _frame_chunks(m: int, per_frame: int) -> list[tuple[int, int]]:
     """Ranges ``(start, end)`` of ``m`` frames, each about ``_CHUNK_ELEMENTS`` numbers of ``per_frame``."""
     step = max(1, _CHUNK_ELEMENTS // max(1, per_frame))
@@ -163,14 +191,26 @@ def _pool_into(z: torch.Tensor, slots: torch.Tensor, take_left: torch.Tensor) ->
 
     ``z`` is ``(2P·M) × C`` (row ``q·M + f``: conv output ``q`` of frame ``f``); the ``P``
     pooled positions go to ``slots`` (``rows × 2 × M × C``) and the masks to ``take_left``
-    (``P × M × C``).
+    (``P × M × C``). By the fused kernel where there is one (the same bits).
     """
+    p, m, c = take_left.shape
+    lib = _native_for(z, take_left) if slots.stride(3) == 1 and slots.dtype == z.dtype else None
+    if lib is not None:
+        lib.pool_forward(z.data_ptr(), p, m, c, slots.data_ptr(), *slots.stride()[:3], take_left.data_ptr())
+        return
     for left, right, tl, slot in _paired_views(z.view(take_left.shape[0], 2, *take_left.shape[1:]), take_left):
         _relu_max(left, right, slots[slot], tl)
 
 
 def _unpool_from(grad_slots: torch.Tensor, slots: torch.Tensor, take_left: torch.Tensor, grad_z: torch.Tensor) -> None:
     """Backward of :func:`_pool_into`: route ``grad_slots`` (shaped like ``slots``) into ``grad_z``."""
+    p, m, c = take_left.shape
+    lib = (_native_for(take_left, grad_z) if grad_slots.stride() == slots.stride() and slots.stride(3) == 1
+           and grad_slots.dtype == slots.dtype == grad_z.dtype else None)
+    if lib is not None:
+        lib.pool_backward(grad_slots.data_ptr(), slots.data_ptr(), *slots.stride()[:3], take_left.data_ptr(), p, m, c,
+                          grad_z.data_ptr())
+        return
     pairs = grad_z.view(take_left.shape[0], 2, *take_left.shape[1:])
     for out_left, out_right, tl, slot in _paired_views(pairs, take_left):
         pooled = slots[slot]
@@ -233,21 +273,30 @@ class _FrontendGemm(torch.autograd.Function):
         else:
             a, slots = None, frames.new_empty((half + 1) // 2, 2, m, c)
         rows = slots.shape[0]
-        # block 1, frame by frame in chunks: average pooling 2/2; conv output p reads
-        # avg[2p : 2p + K]; pairs (2q, 2q+1) pooled. All 2·rows pooled positions are computed
-        # (an odd last one from zero padding: it fills a slot that no later output reads, and
-        # is set back to zero below).
-        even, odd = _block1_windows(frames, plan.samples_used, k, 2 * rows)  # (M·2·rows) × (K + 1)
-        by_frame = slots.permute(2, 0, 1, 3)  # M × rows × 2 × C
-        take_left = frames.new_empty(m, rows, 2, c)
-        w1_ext = torch.cat((w1.view(c, k).t(), b1.view(1, c)))  # (K + 1) × C: the bias as a last row
-        for s, e in _frame_chunks(m, 2 * rows * c):
-            z_even = torch.mm(even[s * 2 * rows:e * 2 * rows], w1_ext).view(e - s, rows, 2, c)
-            z_odd = torch.mm(odd[s * 2 * rows:e * 2 * rows], w1_ext).view(e - s, rows, 2, c)
-            _relu_max(z_even, z_odd, by_frame[s:e], take_left[s:e])
+        # block 1, frame by frame: average pooling 2/2; conv output p reads avg[2p : 2p + K];
+        # pairs (2q, 2q+1) pooled. All 2·rows pooled positions are computed (an odd last one
+        # from zero padding: it fills a slot that no later output reads, and is set back to
+        # zero below).
+        lib = _native_for(frames, w1, b1) if slots.stride(3) == 1 and k <= native.MAX_KERNEL else None
+        ctx.native = lib is not None
+        if lib is not None:  # the fused kernel: one pass per frame; the backward recomputes the winners
+            w1_t, b1_c = w1.view(c, k).t().contiguous(), b1.contiguous()
+            _check(lib.block1_forward(frames.data_ptr(), m, frames.shape[1], plan.samples_used, k, c, 2 * rows,
+                                      w1_t.data_ptr(), b1_c.data_ptr(), slots.data_ptr(), *slots.stride()[:3]),
+                   "block 1")
+            saved = [frames, w1_t, b1_c, slots]
+        else:  # in L2-sized chunks of frames, as matrix products with the windows
+            take_left = frames.new_empty(m, rows, 2, c)
+            even, odd = _block1_windows(frames, plan.samples_used, k, 2 * rows)  # (M·2·rows) × (K + 1)
+            by_frame = slots.permute(2, 0, 1, 3)  # M × rows × 2 × C
+            w1_ext = torch.cat((w1.view(c, k).t(), b1.view(1, c)))  # (K + 1) × C: the bias as a last row
+            for s, e in _frame_chunks(m, 2 * rows * c):
+                z_even = torch.mm(even[s * 2 * rows:e * 2 * rows], w1_ext).view(e - s, rows, 2, c)
+                z_odd = torch.mm(odd[s * 2 * rows:e * 2 * rows], w1_ext).view(e - s, rows, 2, c)
+                _relu_max(z_even, z_odd, by_frame[s:e], take_left[s:e])
+            saved = [odd, even - odd, take_left, slots]  # the last column of even - odd is 0
         if half < 2 * rows:
             slots[rows - 1, 1] = 0
-        saved = [odd, even - odd, take_left, slots]  # the last column of even - odd is 0
         for b in range(1, n_blocks):
             w, bias = weights[b], biases[b]
             n_out = plan.conv_outputs[b]
@@ -310,6 +359,18 @@ class _FrontendGemm(torch.autograd.Function):
         odd, diff, take_left, slots = saved[0:4]
         c = weights[0].shape[0]
         rows = slots.shape[0]
+        if ctx.native:  # the fused kernel (saved: frames, kernel, bias, slots)
+            frames, w1_t, b1_c = odd, diff, take_left
+            grad_ext = grad_slots.new_empty(k + 1, c)
+            if grad_slots.stride() != slots.stride():
+                grad_slots = torch.empty_like(slots).copy_(grad_slots)
+            _check(native.kernels(frames.dtype).block1_backward(
+                frames.data_ptr(), m, frames.shape[1], plan.samples_used, k, c, 2 * rows, w1_t.data_ptr(),
+                b1_c.data_ptr(), grad_slots.data_ptr(), *grad_slots.stride()[:3], grad_ext.data_ptr()),
+                "block 1 backward")
+            grads[0] = grad_ext[:k].t().reshape(c, 1, k)
+            grads[1] = grad_ext[k]
+            return (None, None, *grads)
         by_frame, grad_by_frame = slots.permute(2, 0, 1, 3), grad_slots.permute(2, 0, 1, 3)
         grad_ext = grad_slots.new_zeros(k + 1, c)  # rows: dW (K), then db
         for s, e in _frame_chunks(m, 2 * rows * c):
@@ -455,6 +516,30 @@ def _recurrence_backward(acts, w, h_hist, c_hist, tanh_c, grad_h, grad_c, layers
     return grad_z, grad_w, dc * f_[0]
 
 
+def _run_forward(acts, w, h_hist, c_hist, tanh_c, layers: int = 1) -> None:
+    """:func:`_recurrence_forward`, by the fused kernel when there is one for these tensors."""
+    lib = _native_for(acts, w, h_hist, c_hist, tanh_c)
+    if lib is None:
+        _recurrence_forward(acts, w, h_hist, c_hist, tanh_c, layers)
+        return
+    steps, n, width = tanh_c.shape
+    lib.lstm_forward(*map(_ptr, (acts, w, h_hist, c_hist, tanh_c)), steps, n, width, layers)
+
+
+def _run_backward(acts, w, h_hist, c_hist, tanh_c, grad_h, grad_c, layers: int = 1):
+    """:func:`_recurrence_backward`, by the fused kernel when there is one for these tensors."""
+    w_t = w.t().contiguous()
+    lib = _native_for(acts, w_t, c_hist, tanh_c, grad_h, *(() if grad_c is None else (grad_c,)))
+    if lib is None:
+        return _recurrence_backward(acts, w, h_hist, c_hist, tanh_c, grad_h, grad_c, layers)
+    steps, n, width = tanh_c.shape
+    grad_z, grad_c0 = torch.empty_like(acts), torch.empty_like(h_hist[0])
+    lib.lstm_backward(*map(_ptr, (acts, w_t, c_hist, tanh_c, grad_h, grad_c, grad_z, grad_c0)), steps, n,
+                      width, layers)
+    grad_w = h_hist[:-1].reshape(steps * n, width).t() @ grad_z.view(steps * n, 4 * width)
+    return grad_z, grad_w, grad_c0
+
+
 class _LstmRecurrence(torch.autograd.Function):
     """``c_t = f ⊙ c_{t-1} + i ⊙ g``, ``h_t = o ⊙ tanh(c_t)`` over all steps; BPTT by hand."""
 
@@ -467,15 +552,16 @@ class _LstmRecurrence(torch.autograd.Function):
         h_hist[0], c_hist[0] = h0, c0
         tanh_c = torch.empty_like(h_hist[1:])
         w = w_h.t().contiguous()
-        _recurrence_forward(acts, w, h_hist, c_hist, tanh_c)
+        _run_forward(acts, w, h_hist, c_hist, tanh_c)
         ctx.save_for_backward(w, acts, h_hist, c_hist, tanh_c)
         return h_hist[1:], c_hist[1:]
 
     @staticmethod
     def backward(ctx, grad_h_all, grad_c_all):
         w, acts, h_hist, c_hist, tanh_c = ctx.saved_tensors
-        grad_h = torch.zeros_like(tanh_c) if grad_h_all is None else grad_h_all.clone()
-        grad_z, grad_w, grad_c0 = _recurrence_backward(acts, w, h_hist, c_hist, tanh_c, grad_h, grad_c_all)
+        grad_h = torch.zeros_like(tanh_c) if grad_h_all is None else grad_h_all.clone(memory_format=torch.contiguous_format)
+        grad_c = None if grad_c_all is None else grad_c_all.contiguous()
+        grad_z, grad_w, grad_c0 = _run_backward(acts, w, h_hist, c_hist, tanh_c, grad_h, grad_c)
         return grad_z, grad_w.t(), grad_z[0] @ w.t(), grad_c0
 
 
@@ -532,7 +618,7 @@ class _LstmWavefront(torch.autograd.Function):
         h_hist = xg0.new_zeros(iters + 1, n, lh)  # h_hist[τ + 1]: the state after step τ
         c_hist = torch.zeros_like(h_hist)
         tanh_c = xg0.new_empty(iters, n, lh)
-        _recurrence_forward(acts, w_big, h_hist, c_hist, tanh_c, layers)
+        _run_forward(acts, w_big, h_hist, c_hist, tanh_c, layers)
         ctx.save_for_backward(w_big, acts, h_hist, c_hist, tanh_c)
         ctx.layers = layers
         return h_hist[layers:, :, (layers - 1) * hid:].clone()  # the top layer's h, steps 0 .. T-1
@@ -546,8 +632,7 @@ class _LstmWavefront(torch.autograd.Function):
         steps = iters - layers + 1
         grad_h = torch.zeros_like(tanh_c)  # from outside only the top layer's h, delayed L - 1 steps
         grad_h[layers - 1:, :, (layers - 1) * hid:] = grad_top
-        grad_z, grad_w_big, _ = _recurrence_backward(acts, w_big, h_hist, c_hist, tanh_c, grad_h, None,
-                                                     layers)
+        grad_z, grad_w_big, _ = _run_backward(acts, w_big, h_hist, c_hist, tanh_c, grad_h, None, layers)
         gates = grad_z.view(iters, n, 4, layers, hid)
         grad_xg0 = gates[:steps, :, :, 0].reshape(steps, n, 4 * hid)
         grad_b_rest = gates[:, :, :, 1:].sum((0, 1)).transpose(0, 1).reshape(-1)

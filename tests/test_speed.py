@@ -2,6 +2,8 @@
 
 Values and gradients are compared in float64 against the modules as the spec writes them
 (``nn.AvgPool1d``, ``nn.Conv1d``, ReLU, ``nn.MaxPool1d``; the per-step LSTM through autograd).
+Every test runs twice: with the fused C kernels of :mod:`emoser.native` where a C compiler
+exists (the default), and with the PyTorch code alone (``EMOSER_NATIVE=0``).
 """
 
 import pytest
@@ -10,10 +12,20 @@ import torch.nn.functional as F
 
 from emoser.lstm import LstmLayer
 from emoser.model import AudioNet
-from emoser import speed
+from emoser import native, speed
 from emoser.speed import frontend_gemm, frontend_receptive_field, lstm_recurrence, lstm_stack_last
 
 D64 = torch.float64
+
+
+@pytest.fixture(autouse=True, params=["native", "pytorch"])
+def kernels(request, monkeypatch):
+    """Run the test with the fused kernels (where they can be built) and without them."""
+    if request.param == "pytorch":
+        monkeypatch.setenv(native.ENV_NATIVE, "0")
+    elif native._setting() in ("0", "false", "no", "off"):
+        monkeypatch.setenv(native.ENV_NATIVE, "1")
+    return request.param
 
 
 def test_receptive_field_known_answers():
@@ -54,6 +66,7 @@ def test_frontend_gemm_equals_the_modules_values_and_gradients(config):
     _compare_frontend_with_the_modules(config)
 
 
+@pytest.mark.parametrize("kernels", ["pytorch"], indirect=True)  # chunks: the PyTorch code's
 @pytest.mark.parametrize("elements", [1, 10_000])
 def test_frontend_gemm_in_small_chunks_equals_the_modules(monkeypatch, elements):
     """Block 1 in chunks of one frame, or of three, changes only the summation order."""
@@ -80,7 +93,8 @@ def _compare_frontend_with_the_modules(config):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-11)
 
 
-def test_frontend_gemm_in_chunks_and_float32():
+@pytest.mark.parametrize("kernels", ["pytorch"], indirect=True)
+def test_frontend_gemm_in_chunks_and_float32(kernels):
     torch.manual_seed(2)
     model = AudioNet()
     frames = torch.randn(600, 500)  # more than one chunk of block 1
