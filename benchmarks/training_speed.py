@@ -12,7 +12,9 @@ Variants (``--variants``, comma-separated):
   default         emoser.model.AudioNet (float32) trained by emoser.train.fit with its defaults
                   (valid frames only; the front-end as matrix products over the receptive field,
                   emoser.speed.frontend_gemm; the LSTM layers as one wavefront with hand-written
-                  BPTT, emoser.speed.lstm_stack_last; no bucketing; batch 10, Adam lr 1e-3)
+                  BPTT, emoser.speed.lstm_stack_last; on a CPU the LSTM steps, block 1 and the
+                  pooling of blocks 2-3 as fused C kernels, emoser.native; no bucketing; batch 10,
+                  Adam lr 1e-3)
   float64-default the same in float64
   torch-lstm      AudioNet's CNN + torch.nn.LSTM (packed sequences) instead of the hand-built layers
   float64-torch-lstm  the same in float64
@@ -21,6 +23,8 @@ Variants (``--variants``, comma-separated):
   modules-frontend  default, but the front-end through the nn.Conv1d modules (gemm_frontend=False)
   unfused-lstm    default, but the LSTM layers one after the other, every step recorded by autograd
   no-wavefront    default, but the LSTM layers one after the other (each fused)
+  no-native       default, but without the fused C kernels of emoser.native (EMOSER_NATIVE=0):
+                  block 1 and the LSTM steps as PyTorch operations
   to-target       the course's recipe (emoser.experiments.RECIPE, chapters 6-7: forget-gate bias 1,
                   Adam with a cosine schedule over its epochs, clipping, no bucketing), tested on the
                   30 % split after every epoch until --target accuracy (at most the recipe's epochs)
@@ -60,6 +64,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from emoser import native  # noqa: E402
 from emoser.frames import FrameDataset, Normalizer, collate_frames  # noqa: E402
 from emoser.model import AudioNet  # noqa: E402
 from emoser.original import OriginalAudioNet, original_prepare, original_train  # noqa: E402
@@ -68,7 +73,7 @@ from emoser.train import evaluate, fit, set_seed, stratified_split  # noqa: E402
 
 FRAME = 500
 BASE_VARIANTS = ("original", "default", "float64-default", "torch-lstm", "float64-torch-lstm", "previous-default",
-                 "modules-frontend", "unfused-lstm", "no-wavefront", "to-target", "to-target-fit-defaults")
+                 "modules-frontend", "unfused-lstm", "no-wavefront", "no-native", "to-target", "to-target-fit-defaults")
 
 
 # ------------------------------------------------------------------------------------------
@@ -174,9 +179,13 @@ def run_variant(spec: str, args) -> dict:
     set_threads(args.threads)
     dev = torch.device(args.device)
     name, bs = _parse_variant(spec)
+    if name == "no-native":
+        os.environ[native.ENV_NATIVE] = "0"
     t0 = time.perf_counter()
     data, train_idx, test_idx = load_task()
     res = dict(variant=spec, n_train=len(train_idx), n_test=len(test_idx), source=data.source)
+    if name != "original" and dev.type == "cpu":
+        res["native"] = native.status()
     cpu_marks = []  # process CPU time at the end of each epoch (less sensitive to a busy machine)
 
     def log(line):
