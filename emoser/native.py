@@ -3,9 +3,9 @@
 ``emoser/native_kernels.c`` holds kernels of the same equations as :mod:`emoser.speed`: the
 LSTM recurrence with its backward pass through time, block 1 of the CNN front-end (average
 pooling, convolution, ReLU, max pooling) with its backward pass, and the ReLU + max pooling
-of the later blocks. On a CPU both are
-dominated by the cost of *calling* small PyTorch operations (microseconds each, thousands
-per batch); the C code does a whole step, or a whole frame, per loop iteration.
+of the later blocks. On a CPU these loops are dominated by the cost of *calling* small
+PyTorch operations (microseconds each, thousands per batch); the C code does a whole step,
+or a whole frame, per loop iteration.
 
 The first call compiles the file with the system's C compiler (``$CC``, else ``cc``; about a
 second per precision) into ``<cache>/native/`` (``<cache>`` as in

@@ -90,15 +90,14 @@ static inline real sigmoid(real x) {
    ---------------------------------------------------------------------------------------- */
 int lstm_forward(real *acts, const real *w, real *h_hist, real *c_hist, real *tanh_c,
                  int steps, int n, int width, int layers) {
-    int r0 = 0, r1 = n;
     int hid = width / layers, four = 4 * width;
     size_t nw = (size_t)n * width;
     for (int t = 0; t < steps; t++) {
         real *z = acts + (size_t)t * n * four;
         const real *h = h_hist + t * nw, *c = c_hist + t * nw;
         real *h1 = h_hist + (t + 1) * nw, *c1 = c_hist + (t + 1) * nw, *tc = tanh_c + t * nw;
-        gemm_acc(r1 - r0, width, four, h + (size_t)r0 * width, width, w, z + (size_t)r0 * four, four);
-        for (int r = r0; r < r1; r++) {
+        gemm_acc(n, width, four, h, width, w, z, four);
+        for (int r = 0; r < n; r++) {
             real *zr = z + (size_t)r * four;
             for (int u = 0; u < 3 * width; u++) zr[u] = sigmoid(zr[u]);
             for (int u = 3 * width; u < four; u++) zr[u] = tanh(zr[u]);
@@ -123,7 +122,6 @@ int lstm_forward(real *acts, const real *w, real *h_hist, real *c_hist, real *ta
 int lstm_backward(const real *acts, const real *w_t, const real *c_hist, const real *tanh_c,
                   real *grad_h, const real *grad_c, real *grad_z, real *dc,
                   int steps, int n, int width, int layers) {
-    int r0 = 0, r1 = n;
     int hid = width / layers, four = 4 * width;
     size_t nw = (size_t)n * width;
     for (int t = steps - 1; t >= 0; t--) {
@@ -131,15 +129,15 @@ int lstm_backward(const real *acts, const real *w_t, const real *c_hist, const r
         const real *a = acts + (size_t)t * n * four, *cp = c_hist + t * nw, *tc = tanh_c + t * nw;
         const real *gc = grad_c ? grad_c + t * nw : NULL;
         if (t < steps - 1) {
-            gemm_acc(r1 - r0, four, width, gz + (size_t)(n + r0) * four, four, w_t, dh + (size_t)r0 * width, width);
+            gemm_acc(n, four, width, gz + (size_t)n * four, four, w_t, dh, width);
             const real *fn = a + (size_t)n * four;
-            for (int r = r0; r < r1; r++)
+            for (int r = 0; r < n; r++)
                 for (int u = 0; u < width; u++)
                     dc[r * width + u] = dc[r * width + u] * fn[(size_t)r * four + width + u] + (gc ? gc[r * width + u] : 0);
         } else {
-            for (size_t e = (size_t)r0 * width; e < (size_t)r1 * width; e++) dc[e] = gc ? gc[e] : 0;
+            for (size_t e = 0; e < nw; e++) dc[e] = gc ? gc[e] : 0;
         }
-        for (int r = r0; r < r1; r++) {
+        for (int r = 0; r < n; r++) {
             const real *ar = a + (size_t)r * four, *dhr = dh + (size_t)r * width;
             const real *cpr = cp + (size_t)r * width, *tcr = tc + (size_t)r * width;
             real *gr = gz + (size_t)r * four, *dcr = dc + (size_t)r * width;
@@ -159,7 +157,7 @@ int lstm_backward(const real *acts, const real *w_t, const real *c_hist, const r
             }
         }
     }
-    for (int r = r0; r < r1; r++)
+    for (int r = 0; r < n; r++)
         for (int u = 0; u < width; u++) dc[r * width + u] *= acts[(size_t)r * four + width + u];
     return 0;
 }

@@ -512,8 +512,13 @@ def _recurrence_backward(acts, w, h_hist, c_hist, tanh_c, grad_h, grad_c, layers
         if t < layers - 1:  # layers that had not started: their state was a constant
             gz_[t].view(n, 4, layers, hid)[:, :, t + 1:] = 0
             dc[:, (t + 1) * hid:] = 0
-    grad_w = h_hist[:-1].reshape(steps * n, width).t() @ grad_z.view(steps * n, 4 * width)
-    return grad_z, grad_w, dc * f_[0]
+    return grad_z, _weight_grad(h_hist, grad_z), dc * f_[0]
+
+
+def _weight_grad(h_hist, grad_z):
+    """Gradient of the recurrent matrix: ``Σ_t h_{t-1}ᵀ δz_t`` as one product over all steps."""
+    steps, n, width = h_hist.shape[0] - 1, h_hist.shape[1], h_hist.shape[2]
+    return h_hist[:-1].reshape(steps * n, width).t() @ grad_z.view(steps * n, 4 * width)
 
 
 def _run_forward(acts, w, h_hist, c_hist, tanh_c, layers: int = 1) -> None:
@@ -528,16 +533,15 @@ def _run_forward(acts, w, h_hist, c_hist, tanh_c, layers: int = 1) -> None:
 
 def _run_backward(acts, w, h_hist, c_hist, tanh_c, grad_h, grad_c, layers: int = 1):
     """:func:`_recurrence_backward`, by the fused kernel when there is one for these tensors."""
-    w_t = w.t().contiguous()
-    lib = _native_for(acts, w_t, c_hist, tanh_c, grad_h, *(() if grad_c is None else (grad_c,)))
+    lib = _native_for(acts, w, c_hist, tanh_c, grad_h, *(() if grad_c is None else (grad_c,)))
     if lib is None:
         return _recurrence_backward(acts, w, h_hist, c_hist, tanh_c, grad_h, grad_c, layers)
     steps, n, width = tanh_c.shape
     grad_z, grad_c0 = torch.empty_like(acts), torch.empty_like(h_hist[0])
+    w_t = w.t().contiguous()
     lib.lstm_backward(*map(_ptr, (acts, w_t, c_hist, tanh_c, grad_h, grad_c, grad_z, grad_c0)), steps, n,
                       width, layers)
-    grad_w = h_hist[:-1].reshape(steps * n, width).t() @ grad_z.view(steps * n, 4 * width)
-    return grad_z, grad_w, grad_c0
+    return grad_z, _weight_grad(h_hist, grad_z), grad_c0
 
 
 class _LstmRecurrence(torch.autograd.Function):
