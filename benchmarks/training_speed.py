@@ -1,6 +1,6 @@
 """Training speed: the original exercise's code against emoser's default path, on the same data.
 
-Data: TESS, YAF happy vs sad, the 70 % training split of ``emoser.train.stratified_split``
+Data: TESS, YAF happy vs sad, the 70 % training split of ``emoser.prep.stratified_split``
 (seed 0; 279 clips), frames of 500 samples. Every variant runs in its own subprocess, one after
 the other, so its peak resident memory (``ru_maxrss``) is its own.
 
@@ -9,10 +9,10 @@ Variants (``--variants``, comma-separated):
                   Adam lr 1e-4, fixed order, padded frames through CNN and LSTM; on a GPU with
                   the one change that lets it run there at all (the zero state made on the
                   input's device: OriginalLSTMLayer.state_on_input_device)
-  default         emoser.model.AudioNet (float32) trained by emoser.train.fit with its defaults
+  default         emoser.nn.AudioNet (float32) trained by emoser.training.fit with its defaults
                   (valid frames only; the front-end as matrix products over the receptive field,
-                  emoser.speed.frontend_gemm; the LSTM layers as one wavefront with hand-written
-                  BPTT, emoser.speed.lstm_stack_last; on a CPU the LSTM steps, block 1 and the
+                  emoser.nn.kernels.frontend_gemm; the LSTM layers as one wavefront with hand-written
+                  BPTT, emoser.nn.kernels.lstm_stack_last; on a CPU the LSTM steps, block 1 and the
                   pooling of blocks 2-3 as fused C kernels, emoser.native; no bucketing; batch 10,
                   Adam lr 1e-3)
   float64-default the same in float64
@@ -25,10 +25,10 @@ Variants (``--variants``, comma-separated):
   no-wavefront    default, but the LSTM layers one after the other (each fused)
   no-native       default, but without the fused C kernels of emoser.native (EMOSER_NATIVE=0):
                   block 1 and the LSTM steps as PyTorch operations
-  to-target       the course's recipe (emoser.experiments.RECIPE, chapters 6-7: forget-gate bias 1,
+  to-target       the course's recipe (emoser.training.RECIPE, chapters 6-7: forget-gate bias 1,
                   Adam with a cosine schedule over its epochs, clipping, no bucketing), tested on the
                   30 % split after every epoch until --target accuracy (at most the recipe's epochs)
-  to-target-fit-defaults  the same with emoser.train.fit's defaults (constant lr 1e-3, no forget-gate bias),
+  to-target-fit-defaults  the same with emoser.training.fit's defaults (constant lr 1e-3, no forget-gate bias),
                   at most --max-epochs
   (append "@bsN" to a variant for batch size N, e.g. default@bs32)
 
@@ -64,12 +64,13 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from emoser import native  # noqa: E402
-from emoser.frames import FrameDataset, Normalizer, collate_frames  # noqa: E402
-from emoser.model import AudioNet  # noqa: E402
-from emoser.original import OriginalAudioNet, original_prepare, original_train  # noqa: E402
-from emoser.experiments import RECIPE, fit_with_recipe, init_forget_bias  # noqa: E402
-from emoser.train import evaluate, fit, set_seed, stratified_split  # noqa: E402
+from emoser.nn.kernels import native  # noqa: E402
+from emoser.prep import FrameDataset, Normalizer, collate_frames  # noqa: E402
+from emoser.nn import AudioNet  # noqa: E402
+from emoser.experiments.original import OriginalAudioNet, original_prepare, original_train  # noqa: E402
+from emoser.training import RECIPE, fit_with_recipe, init_forget_bias  # noqa: E402
+from emoser.prep import stratified_split  # noqa: E402
+from emoser.training import evaluate, fit, set_seed  # noqa: E402
 
 FRAME = 500
 BASE_VARIANTS = ("original", "default", "float64-default", "torch-lstm", "float64-torch-lstm", "previous-default",

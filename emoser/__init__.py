@@ -1,43 +1,34 @@
 """emoser: speech emotion recognition from raw waveforms, the companion package of the course.
 
-The package mirrors the book: each module belongs to the chapters that teach it.
+The folders show the layers; each imports only from the ones above it in this list:
 
-========================  ================================================
-module                    chapter
-========================  ================================================
-``emoser.data``           01 The data (finding, loading, downloading TESS)
-``emoser.frames``         02 Normalizing and framing
-``emoser.lstm``           03 The LSTM cell, 04 The LSTM layer
-``emoser.model``          05 AudioNet
-``emoser.train``          06 Training, 07 Evaluation
-``emoser.splits``         02, 10 (stratified, speaker and word-disjoint splits)
-``emoser.plots``          every chapter's figures
-``emoser.original``       08 Speed, 09 What went wrong (the original, defects included)
-``emoser.notebook``       every chapter's setup cell
-``emoser.explore``        01, 02 (per-utterance statistics, padding measurements)
-``emoser.inspect_tools``  03-05 (gate traces, parameter tables, timings)
-``emoser.experiments``    06, 07, 10, 11 (the course's protocol for any seed)
-``emoser.ablation``       09 What went wrong (each defect switched on alone)
-``emoser.voice``          12 Your own recording (command line, eSpeak NG voice, upload)
-========================  ================================================
+========================  =====================================================================
+``emoser.common``         the working rate, the frame length, tables, arrays, Colab detection
+``emoser.data``           finding, checking, downloading and loading TESS (or its stand-in)
+``emoser.prep``           normalizing, framing and splitting waveforms
+``emoser.nn``             the hand-built LSTM and AudioNet; ``emoser.nn.kernels``: fast paths
+``emoser.training``       seeds, devices, batches, the loop, the recipe, evaluation, checkpoints
+``emoser.experiments``    whole runs (prepare → train_and_test), seeds, defects, the original
+``emoser.cli``            ``python -m emoser train | predict | download | verify``
+``emoser.course``         what the chapters use to show things: figures, tables, the setup cell
+========================  =====================================================================
 
-A chapter needs one import: ``import emoser``; the submodules below are loaded with it.
+Which chapter teaches which module is written in each module's docstring (``Chapter: ...``);
+the README's table is generated from those tags (``python tools/chapter_map.py``).
+
+A chapter needs one import: ``import emoser``; the subpackages are loaded with it.
 """
 
 __version__ = "0.1.0"
 
-from . import data, frames, lstm, model, notebook, original, plots, splits, train, voice  # noqa: E402
-from . import ablation, experiments, explore, inspect_tools  # noqa: E402
-from .frames import FrameDataset, Normalizer, collate_frames, frame_signal, ms_to_samples  # noqa: E402
-from .lstm import LstmCell, LstmLayer  # noqa: E402
-from .model import AudioNet  # noqa: E402
-from .train import device, evaluate, fit, load_checkpoint, save_checkpoint, set_seed  # noqa: E402
+from . import cli, common, course, data, experiments, nn, prep, training  # noqa: E402
+from .nn import AudioNet, LstmCell, LstmLayer  # noqa: E402
+from .prep import FrameDataset, Normalizer, collate_frames, frame_signal, ms_to_samples  # noqa: E402
+from .training import RECIPE, device, evaluate, fit, load_checkpoint, save_checkpoint, set_seed  # noqa: E402
 
 __all__ = [
-    "__version__",
-    "data", "frames", "lstm", "model", "notebook", "original", "plots", "splits", "train", "voice",
-    "ablation", "experiments", "explore", "inspect_tools",
+    "__version__", "cli", "common", "course", "data", "experiments", "nn", "prep", "training",
     "FrameDataset", "Normalizer", "collate_frames", "frame_signal", "ms_to_samples",
-    "LstmCell", "LstmLayer", "AudioNet",
+    "LstmCell", "LstmLayer", "AudioNet", "RECIPE",
     "device", "evaluate", "fit", "load_checkpoint", "save_checkpoint", "set_seed",
 ]

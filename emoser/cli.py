@@ -2,15 +2,18 @@
 
 Usage::
 
-    python -m emoser train [--data PATH | --standin] [--emotions happy sad] [--speakers YAF] [--epochs 20]
-                           [--seed 0] [--frame-length 500] [--out CHECKPOINT] [--lr 1e-3] [--batch-size 10]
+    python -m emoser train [--data PATH | --standin] [--emotions happy sad] [--speakers YAF]
+                           [--seed 0] [--epochs 8] [--frame-length 500] [--out CHECKPOINT]
     python -m emoser predict FILE.wav [--checkpoint CHECKPOINT]
     python -m emoser download [--target FOLDER]
     python -m emoser verify FOLDER
 
-The checkpoint holds everything ``predict`` needs: the weights, the model's
-settings, the classes, the sampling rate, the frame length and hop and the
-normalization statistics of the training set. Its default place is
+``train`` runs the course's pipeline (:func:`emoser.experiments.prepare`, then
+:func:`~emoser.experiments.train_and_test`) with the course recipe
+(:data:`emoser.training.RECIPE`) unless an option changes a setting. The checkpoint
+(:meth:`emoser.experiments.Run.save`, the one format) holds everything ``predict`` needs: the
+weights, the model's settings, the classes, the sampling rate, the frame length and hop and
+the normalization statistics of the training set. Its default place is
 ``$EMOSER_CACHE_DIR/audionet.pt`` (``~/.cache/emoser/audionet.pt``).
 
 Chapter: chapters/12_your_voice.ipynb
@@ -18,13 +21,24 @@ Chapter: chapters/12_your_voice.ipynb
 from __future__ import annotations
 
 import argparse
+import math
+import os
+import shutil
 import sys
+import tempfile
+import time
 import warnings
 from pathlib import Path
 
-__all__ = ["main", "build_parser", "default_checkpoint"]
+from .common import DEFAULT_FRAME_LENGTH, DEFAULT_RATE
+from .data.cache import cache_dir
+from .training.recipe import RECIPE
 
-DEFAULT_RATE = 24414
+__all__ = ["main", "build_parser", "default_checkpoint", "frames_bytes", "memory_limit"]
+
+MIN_RATE, MAX_RATE = 1000, 192_000  # working rates the command line accepts (Hz)
+MAX_FRAME_LENGTH = 100_000  # samples per frame (about 4 s at the TESS rate)
+MIN_FREE_BYTES = 16 << 20  # free disk space needed to save a checkpoint
 
 
 class CliError(Exception):
@@ -38,8 +52,6 @@ def default_checkpoint() -> Path:
 
     Chapter: chapters/12_your_voice.ipynb
     """
-    from .data.config import cache_dir
-
     return cache_dir() / "audionet.pt"
 
 
@@ -64,17 +76,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="emotions to tell apart (default: happy sad)")
     p.add_argument("--speakers", nargs="+", default=["YAF"], metavar="SPEAKER",
                    help="speakers to use (default: YAF)")
-    p.add_argument("--epochs", type=int, default=20, help="training epochs (default 20)")
+    p.add_argument("--epochs", type=int, default=None,
+                   help=f"training epochs (default: the course recipe's {RECIPE.epochs})")
     p.add_argument("--seed", type=int, default=0, help="seed for the split, the weights and the "
                    "shuffling (default 0)")
-    p.add_argument("--frame-length", type=int, default=500, metavar="SAMPLES",
-                   help="samples per frame (default 500, about 20 ms at 24414 Hz)")
+    p.add_argument("--frame-length", type=int, default=DEFAULT_FRAME_LENGTH, metavar="SAMPLES",
+                   help=f"samples per frame (default {DEFAULT_FRAME_LENGTH}, about 20 ms at "
+                        f"{DEFAULT_RATE} Hz)")
     p.add_argument("--hop", type=int, default=None, metavar="SAMPLES",
                    help="samples between frame starts (default: the frame length, no overlap)")
-    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
-    p.add_argument("--batch-size", type=int, default=10, help="batch size (default 10)")
-    p.add_argument("--clip-grad-norm", type=float, default=1.0, metavar="NORM",
-                   help="clip each batch's gradient norm to NORM (default 1.0; 0 switches clipping off)")
+    p.add_argument("--lr", type=float, default=None,
+                   help=f"Adam's peak learning rate (default {RECIPE.lr:g})")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help=f"batch size (default {RECIPE.batch_size})")
+    p.add_argument("--clip-grad-norm", type=float, default=None, metavar="NORM",
+                   help="clip each batch's gradient norm to NORM (default "
+                        f"{RECIPE.clip_grad_norm}; 0 switches clipping off)")
     p.add_argument("--bucket", action="store_true",
                    help="group batches by length (faster, but on TESS happy/sad most batches then hold "
                         "one class; off by default, see chapter 6)")
@@ -102,18 +119,118 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_options(args) -> None:
+    """Every numeric option of ``train``, checked before any work (one-line errors)."""
+    from .nn.audionet import min_frame_length
+
+    def need(ok: bool, option: str, what: str, value) -> None:
+        if not ok:
+            raise CliError(f"{option} must be {what}, got {value!r}")
+
+    finite = math.isfinite
+    if args.epochs is not None:
+        need(1 <= args.epochs <= 10_000, "--epochs", "between 1 and 10000 (0 would save an "
+             "untrained model)", args.epochs)
+    if args.lr is not None:
+        need(finite(args.lr) and 0 < args.lr <= 1, "--lr", "a number in (0, 1]", args.lr)
+    if args.batch_size is not None:
+        need(1 <= args.batch_size <= 10_000, "--batch-size", "between 1 and 10000",
+             args.batch_size)
+    if args.clip_grad_norm is not None:
+        need(finite(args.clip_grad_norm) and args.clip_grad_norm >= 0, "--clip-grad-norm",
+             "a finite number >= 0 (0 switches clipping off)", args.clip_grad_norm)
+    need(finite(args.test_size) and 0 < args.test_size < 1, "--test-size",
+         "a fraction between 0 and 1", args.test_size)
+    need(MIN_RATE <= args.rate <= MAX_RATE, "--rate", f"between {MIN_RATE} and {MAX_RATE} Hz",
+         args.rate)
+    low = min_frame_length()
+    need(low <= args.frame_length <= MAX_FRAME_LENGTH, "--frame-length",
+         f"between {low} and {MAX_FRAME_LENGTH} samples", args.frame_length)
+    if args.hop is not None:
+        need(1 <= args.hop <= args.frame_length, "--hop", "between 1 and the frame length",
+             args.hop)
+
+
+def frames_bytes(lengths, frame_length: int, hop: int, itemsize: int = 4) -> int:
+    """Bytes that framing waveforms of these lengths (samples) will take.
+
+    Chapter: chapters/12_your_voice.ipynb
+    """
+    total = 0
+    for n in lengths:
+        frames = 1 if n <= frame_length else 1 + -(-(int(n) - frame_length) // hop)
+        total += frames * frame_length * itemsize
+    return total
+
+
+def memory_limit() -> int:
+    """Bytes the command line lets framing take: ``$EMOSER_MEMORY_LIMIT_MB``, else half the RAM.
+
+    Chapter: chapters/12_your_voice.ipynb
+    """
+    env = os.environ.get("EMOSER_MEMORY_LIMIT_MB", "").strip()
+    if env:
+        return int(float(env) * 2**20)
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+    except (ValueError, OSError, AttributeError):
+        return 8 << 30
+
+
+def _check_destination(out: Path) -> None:
+    """Refuse before training when the checkpoint cannot be written there."""
+    if out.is_dir():
+        raise CliError(f"--out {out} is a folder; give a file name, e.g. {out / 'audionet.pt'}")
+    folder = out.parent
+    while not folder.exists():
+        folder = folder.parent
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise CliError(f"cannot write the checkpoint {out}: {folder} is not writable")
+    if out.exists() and not os.access(out, os.W_OK):
+        raise CliError(f"cannot write the checkpoint {out}: the file is not writable")
+    free = shutil.disk_usage(folder).free
+    if free < MIN_FREE_BYTES:
+        raise CliError(f"cannot write the checkpoint {out}: only {free // 2**20} MB free on "
+                       f"{folder}")
+
+
+def _save(run, out: Path, extra: dict) -> Path:
+    """Save, or keep the trained model in the cache or a temporary folder and say where."""
+    try:
+        return run.save(out, **extra)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        for folder in (cache_dir() / "rescued", Path(tempfile.gettempdir())):
+            rescue = folder / f"audionet-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.pt"
+            try:
+                run.save(rescue, **extra)
+            except OSError:
+                continue
+            raise CliError(f"could not write {out}: {reason}; the trained model was saved "
+                           f"to {rescue} instead") from exc
+        raise CliError(f"could not write {out}: {reason}; the trained model could not be "
+                       "saved anywhere") from exc
+
+
 def _train(args) -> int:
-    import torch
-
     from .data import load_tess
-    from .frames import FrameDataset, Normalizer
-    from .model import AudioNet
-    from .train import describe_device, device, evaluate, fit, save_checkpoint, set_seed, stratified_split
+    from .experiments.pipeline import prepare, train_and_test
+    from .training.runtime import describe_device, device
 
+    _check_options(args)
+    out = Path(args.out) if args.out else default_checkpoint()
+    _check_destination(out)
     try:
         dev = device(args.device)
     except RuntimeError as exc:  # a GPU was asked for but there is none
         raise CliError(str(exc)) from exc
+    changes = {"epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size,
+               "clip_grad_norm": args.clip_grad_norm}
+    recipe = RECIPE.replace(**{k: v for k, v in changes.items() if v is not None})
+    if recipe.clip_grad_norm == 0:
+        recipe = recipe.replace(clip_grad_norm=None)
+    if args.bucket:
+        recipe = recipe.replace(bucket=True)
     data = load_tess(emotions=tuple(args.emotions), speakers=tuple(args.speakers), path=args.data,
                      rate=args.rate, standin=args.standin)
     print(f"data: {data.source} from {data.root}")
@@ -121,56 +238,46 @@ def _train(args) -> int:
         print("NOTE: training on the STAND-IN synthetic corpus, not TESS: the numbers below say "
               "nothing about emotion recognition. Get TESS with 'python -m emoser download'.")
     classes = tuple(data.classes)
-    labels = torch.as_tensor(data.labels).numpy()
     if len(classes) < 2:
         raise CliError(f"need at least two emotions with recordings, found {list(classes)}")
-    train_idx, test_idx = stratified_split(labels, test_size=args.test_size, seed=args.seed)
-    train_waves = [data.waves[i] for i in train_idx]
-    normalizer = Normalizer.fit(train_waves)  # training set only: no test statistics leak in
     hop = args.hop or args.frame_length
-    train_set = FrameDataset(train_waves, labels[train_idx], args.frame_length, hop, normalizer)
-    test_set = FrameDataset([data.waves[i] for i in test_idx], labels[test_idx], args.frame_length,
-                            hop, normalizer)
+    need = frames_bytes([len(w) for w in data.waves], args.frame_length, hop)
+    if need > memory_limit():
+        raise CliError(f"framing with --frame-length {args.frame_length} and --hop {hop} would "
+                       f"take about {need / 2**30:.1f} GB, more than the limit of "
+                       f"{memory_limit() / 2**30:.1f} GB (EMOSER_MEMORY_LIMIT_MB)")
+    prepared = prepare(data, args.seed, test_size=args.test_size, frame_length=args.frame_length,
+                       hop=hop)
+    labels = data.labels
     counts = ", ".join(f"{c} {int((labels == k).sum())}" for k, c in enumerate(classes))
-    print(f"{len(labels)} recordings ({counts}); {len(train_idx)} for training, {len(test_idx)} for testing; "
-          f"frames of {args.frame_length} samples, hop {hop}; device {describe_device(dev)}")
-    set_seed(args.seed)
-    model_kwargs = {"numClass": len(classes), "inDim": args.frame_length}
-    model = AudioNet(**model_kwargs)
-    history = fit(model, train_set, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
-                  seed=args.seed, device=dev, progress=not args.no_progress,
-                  clip_grad_norm=args.clip_grad_norm or None, bucket=args.bucket)
-    result = evaluate(model, test_set)
-    print(f"test accuracy: {100 * result.accuracy:.2f}% ({len(test_set)} recordings), "
+    print(f"{len(labels)} recordings ({counts}); {len(prepared.train_idx)} for training, "
+          f"{len(prepared.test_idx)} for testing; frames of {args.frame_length} samples, "
+          f"hop {hop}; device {describe_device(dev)}")
+    print(f"recipe: {recipe.epochs} epochs, Adam lr {recipe.lr:g} ({recipe.schedule}), "
+          f"batches of {recipe.batch_size}, gradient clipping {recipe.clip_grad_norm}")
+    run = train_and_test(prepared, recipe=recipe, device=dev, log=print,
+                         progress=not args.no_progress)
+    result = run.evaluation
+    print(f"test accuracy: {100 * result.accuracy:.2f}% ({len(prepared.test_idx)} recordings), "
           f"test loss {result.loss:.4f}")
     print(result.report(classes))
-    out = Path(args.out) if args.out else default_checkpoint()
-    save_checkpoint(out, model, model_kwargs=model_kwargs, classes=list(classes), rate=args.rate,
-                    frame_length=args.frame_length, hop=hop,
-                    normalizer={"mean": normalizer.mean, "std": normalizer.std},
-                    history=history, test_accuracy=result.accuracy, test_loss=result.loss,
-                    confusion=result.confusion, source=data.source, is_standin=bool(data.is_standin),
-                    emotions=list(args.emotions), speakers=list(args.speakers), seed=args.seed,
-                    split={"test_size": args.test_size, "seed": args.seed})
-    print(f"saved checkpoint: {out}")
+    extra = {"source": data.source, "is_standin": bool(data.is_standin),
+             "emotions": list(args.emotions), "speakers": list(args.speakers),
+             "split": {"test_size": args.test_size, "seed": args.seed}}
+    saved = _save(run, out, extra)
+    print(f"saved checkpoint: {saved}")
     return 0
 
 
 def _predict(args) -> int:
-    import torch
-
     from .data.audio import load_audio
-    from .frames import Normalizer, frame_signal
-    from .train import load_checkpoint
+    from .experiments.inference import load_trained, predict_wave
 
     path = Path(args.checkpoint) if args.checkpoint else default_checkpoint()
     if not path.is_file():
         raise CliError(f"no checkpoint at {path}; train one first with "
                        f"'python -m emoser train --out {path}'")
-    model, meta = load_checkpoint(path)
-    missing = [k for k in ("classes", "rate", "frame_length", "hop", "normalizer") if k not in meta]
-    if missing:
-        raise CliError(f"{path} lacks {', '.join(missing)}: save it with 'python -m emoser train'")
+    model, meta = load_trained(path)
     file = Path(args.file)
     with warnings.catch_warnings():  # decoders warn before the clear error below
         warnings.simplefilter("ignore")
@@ -179,12 +286,10 @@ def _predict(args) -> int:
         except Exception as exc:  # any decoder failure is a property of the input file
             reason = getattr(exc, "reason", None) or str(exc)
             raise CliError(f"cannot read audio file {file}: {reason}") from exc
-    normalizer = Normalizer(**meta["normalizer"])
-    frames = frame_signal(normalizer.apply(wave), int(meta["frame_length"]), int(meta["hop"]))
-    dtype = next(model.parameters()).dtype
-    x = torch.as_tensor(frames, dtype=dtype).unsqueeze(0)
-    with torch.no_grad():
-        probabilities = torch.softmax(model(x, torch.tensor([len(frames)])), dim=1)[0].double()
+    try:
+        probabilities = predict_wave(model, meta, wave)
+    except ValueError as exc:
+        raise CliError(f"{file}: {exc}") from exc
     classes = list(meta["classes"])
     print(f"predicted: {classes[int(probabilities.argmax())]}")
     for name, p in zip(classes, probabilities.tolist()):
@@ -210,6 +315,15 @@ def _verify(args) -> int:
     return 0 if report.intact else 1
 
 
+def _one_line(exc: BaseException) -> str:
+    """An exception as one line; an OSError names its file and the system's reason."""
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f"{exc.filename}: " if exc.filename else ""
+        return f"{where}{exc.strerror}"
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
 _COMMANDS = {"train": _train, "predict": _predict, "download": _download, "verify": _verify}
 
 
@@ -228,7 +342,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _COMMANDS[args.command](args)
     except (CliError, OSError, ValueError) as exc:
-        print(f"emoser {args.command}: error: {exc}", file=sys.stderr)
+        print(f"emoser {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print(f"emoser {args.command}: error: out of memory (try shorter recordings, a larger "
+              "--hop or fewer emotions)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"emoser {args.command}: interrupted", file=sys.stderr)

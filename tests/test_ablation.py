@@ -7,13 +7,14 @@ import numpy as np
 import pytest
 import torch
 
-import emoser.ablation as ab
+import emoser
+import emoser.experiments as ab
 import emoser.experiments as ex
-from emoser.frames import FrameDataset, Normalizer
+from emoser.prep import FrameDataset, Normalizer
 
 FRAME = 256  # the shortest frame the default CNN accepts is 254 samples
 SMALL = {"convOutNum": 4, "hiddenSize": 8}
-FAST = ex.Recipe(epochs=2, lr=1e-2, batch_size=4, schedule="cosine")
+FAST = emoser.training.Recipe(epochs=2, lr=1e-2, batch_size=4, schedule="cosine")
 
 
 def _toy(n_per_class=(10, 10), seed=0):
@@ -98,8 +99,8 @@ def test_plateau_and_first_epoch_and_table():
     data = _toy()
     runs = [_run(data), _run(data, "class_ordered")]
     table = ab.defect_table(runs)
-    assert table.splitlines()[1].startswith("fixed pipeline") and "class-ordered" in table
-    fig = ab.plot_defect_curves(runs, title="t")
+    assert table.splitlines()[2].startswith("fixed pipeline") and "class-ordered" in table
+    fig = emoser.course.plot_defect_curves(runs, title="t")
     axes = [ax for ax in fig.axes if ax.get_visible()]
     assert len(axes) == 2 and all(ax.get_title() and ax.get_xlabel() and ax.get_ylabel() for ax in axes)
     assert axes[0].get_ylim() == axes[1].get_ylim()
@@ -108,7 +109,7 @@ def test_plateau_and_first_epoch_and_table():
 def test_autograd_saved_bytes_is_zero_under_no_grad():
     lin = torch.nn.Linear(100, 50)
     x = torch.randn(8, 100)
-    kept = ab.autograd_saved_bytes(lambda: torch.tanh(lin(x)))
+    kept = emoser.course.autograd_saved_bytes(lambda: torch.tanh(lin(x)))
     with torch.no_grad():
-        assert ab.autograd_saved_bytes(lambda: torch.tanh(lin(x))) == 0
+        assert emoser.course.autograd_saved_bytes(lambda: torch.tanh(lin(x))) == 0
     assert kept >= 8 * 50 * 4  # at least tanh's output is saved

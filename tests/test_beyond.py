@@ -7,13 +7,14 @@ import numpy as np
 import pytest
 import torch
 
-import emoser.beyond as bd
+import emoser
+import emoser.experiments as bd
 import emoser.experiments as ex
-from emoser.train import SeedRuns
+from emoser.experiments import SeedRuns
 
 FRAME = 256
 SMALL = {"convOutNum": 4, "hiddenSize": 8}
-FAST = ex.Recipe(epochs=3, lr=1e-2, batch_size=8, schedule="constant")
+FAST = emoser.training.Recipe(epochs=3, lr=1e-2, batch_size=8, schedule="constant")
 
 
 def _toy(speakers=("A", "B"), n_words=10, seed=0):
@@ -38,22 +39,22 @@ def test_speaker_indices_validate_on_held_out_words_of_the_training_speaker():
     data = _toy()
     speakers = np.array([r.speaker for r in data.records])
     words = np.array([r.word for r in data.records])
-    train, val, test = bd.speaker_indices(data, "A", "B", val_size=0.2, seed=1)
+    train, val, test = emoser.prep.speaker_indices(data, "A", "B", val_size=0.2, seed=1)
     assert set(speakers[train]) == {"A"} and set(speakers[val]) == {"A"} and set(speakers[test]) == {"B"}
     assert not set(words[train]) & set(words[val])              # whole words held out
     assert np.intersect1d(train, val).size == 0
     assert train.size + val.size == 20 and test.size == 20
     assert set(data.labels[val]) == {0, 1}
-    again = bd.speaker_indices(data, "A", "B", val_size=0.2, seed=1)
+    again = emoser.prep.speaker_indices(data, "A", "B", val_size=0.2, seed=1)
     assert all(np.array_equal(x, y) for x, y in zip((train, val, test), again))
     with pytest.raises(ValueError):
-        bd.speaker_indices(data, "A", "A")
+        emoser.prep.speaker_indices(data, "A", "A")
 
 
 def test_random_indices_are_disjoint_and_word_disjoint_inside_training():
     data = _toy()
     words = np.array([r.word for r in data.records])
-    train, val, test = bd.random_indices(data, test_size=0.3, val_size=0.25, seed=0)
+    train, val, test = emoser.prep.random_indices(data, test_size=0.3, val_size=0.25, seed=0)
     assert np.intersect1d(train, test).size == 0 and np.intersect1d(val, test).size == 0
     assert train.size + val.size + test.size == len(data.labels)
     assert np.bincount(data.labels[test]).tolist() == [6, 6]
@@ -68,7 +69,7 @@ class _Tiny(torch.nn.Module):
 
 def test_keep_best_restores_the_best_validation_epoch():
     model = _Tiny()
-    keeper = bd.KeepBest(epochs=4)
+    keeper = emoser.training.KeepBest(epochs=4)
     history = [(0.6, 0.9), (0.8, 0.5), (0.8, 0.7), (0.7, 0.4)]  # best: epoch 2 (tie on acc -> lower loss)
     for epoch, (acc, loss) in enumerate(history, start=1):
         with torch.no_grad():
@@ -78,12 +79,12 @@ def test_keep_best_restores_the_best_validation_epoch():
     assert keeper.best_epoch == 2 and keeper.best_val_acc == 0.8
     assert model.w.item() == 2.0                                  # restored after the last epoch
     with pytest.raises(ValueError):
-        bd.KeepBest(epochs=2)({"epoch": 1, "val_acc": None, "val_loss": None}, model)
+        emoser.training.KeepBest(epochs=2)({"epoch": 1, "val_acc": None, "val_loss": None}, model)
 
 
 def test_keep_best_stops_early_after_patience():
     model = _Tiny()
-    keeper = bd.KeepBest(epochs=10, patience=2)
+    keeper = emoser.training.KeepBest(epochs=10, patience=2)
     outs = []
     for epoch, acc in enumerate([0.9, 0.5, 0.5], start=1):
         with torch.no_grad():
@@ -96,7 +97,7 @@ def test_keep_best_stops_early_after_patience():
 def test_run_split_seeds_trains_selects_and_tests_on_the_other_speaker():
     data = _toy()
     lines = []
-    spread = bd.run_split_seeds(data, [0, 1], lambda s: bd.speaker_indices(data, "A", "B", seed=s),
+    spread = bd.run_split_seeds(data, [0, 1], lambda s: emoser.prep.speaker_indices(data, "A", "B", seed=s),
                                 recipe=FAST, frame_length=FRAME, model_kwargs=SMALL, device="cpu",
                                 normalization="per_utterance", log=lines.append, label="A->B")
     assert isinstance(spread, SeedRuns) and spread.seeds == [0, 1] and len(lines) == 2
@@ -110,16 +111,16 @@ def test_run_split_seeds_trains_selects_and_tests_on_the_other_speaker():
     assert spread.mean == pytest.approx(np.mean(accs))
     assert bd.pooled_confusion(spread).sum() == 2 * 20
     with pytest.raises(ValueError):
-        bd.run_split_seeds(data, [0], lambda s: bd.speaker_indices(data, "A", "B"), callback=print)
+        bd.run_split_seeds(data, [0], lambda s: emoser.prep.speaker_indices(data, "A", "B"), callback=print)
 
 
 def test_selected_weights_are_the_ones_tested():
     data = _toy()
-    spread = bd.run_split_seeds(data, [0], lambda s: bd.random_indices(data, seed=s),
+    spread = bd.run_split_seeds(data, [0], lambda s: emoser.prep.random_indices(data, seed=s),
                                 recipe=FAST, frame_length=FRAME, model_kwargs=SMALL, device="cpu", log=None)
     run = spread.results[0]
-    from emoser.frames import FrameDataset
-    from emoser.train import evaluate
+    from emoser.prep import FrameDataset
+    from emoser.training import evaluate
     val_set = FrameDataset([data.waves[i] for i in run.val_idx], data.labels[run.val_idx], FRAME,
                            normalizer=run.normalizer)
     best = run.history.epochs[run.history.params["selected_epoch"] - 1]
@@ -129,21 +130,21 @@ def test_selected_weights_are_the_ones_tested():
 def test_spectral_centroid_of_a_tone_is_its_frequency():
     rate = 8000
     t = np.arange(rate) / rate
-    c = bd.spectral_centroid([np.sin(2 * np.pi * 440 * t), np.sin(2 * np.pi * 1000 * t), np.zeros(10)], rate)
+    c = emoser.course.spectral_centroid([np.sin(2 * np.pi * 440 * t), np.sin(2 * np.pi * 1000 * t), np.zeros(10)], rate)
     assert c[0] == pytest.approx(440, abs=2) and c[1] == pytest.approx(1000, abs=2) and np.isnan(c[2])
     with pytest.raises(ValueError):
-        bd.spectral_centroid([np.zeros(0)], rate)
+        emoser.course.spectral_centroid([np.zeros(0)], rate)
 
 
 def test_group_means():
     stats = {"x": [1.0, 3.0, 10.0, np.nan], "y": [0.0, 0.0, 1.0, 1.0]}
     groups = [("A", "h"), ("A", "h"), ("B", "h"), ("B", "h")]
-    out = bd.group_means(stats, groups)
+    out = emoser.course.group_means(stats, groups)
     assert list(out) == [("A", "h"), ("B", "h")]
     assert out[("A", "h")]["x"] == (2.0, 1.0, 2)
     assert out[("B", "h")]["x"] == (10.0, 0.0, 1)
     with pytest.raises(ValueError):
-        bd.group_means({"x": [1.0]}, groups)
+        emoser.course.group_means({"x": [1.0]}, groups)
 
 
 def test_recall_and_spread_tables():
@@ -174,7 +175,7 @@ def test_confused_pairs():
 
 def test_speaker_normalized_equalizes_levels_but_keeps_differences_within_a_voice():
     data = _toy()
-    out = bd.speaker_normalized(data)
+    out = emoser.prep.speaker_normalized(data)
     assert out is not data and out.waves is not data.waves and data.waves[0] is not out.waves[0]
     speakers = np.array([r.speaker for r in data.records])
     for s in ("A", "B"):
@@ -187,23 +188,23 @@ def test_speaker_normalized_equalizes_levels_but_keeps_differences_within_a_voic
     rms = lambda w: np.sqrt(np.mean(np.square(np.asarray(w, dtype=np.float64))))
     assert rms(out.waves[i]) / rms(out.waves[j]) == pytest.approx(rms(data.waves[i]) / rms(data.waves[j]), rel=1e-2)
     assert set(out.speaker_stats) == {"A", "B"}
-    only_a = bd.speaker_normalized(data, ["A"])
+    only_a = emoser.prep.speaker_normalized(data, ["A"])
     assert only_a.waves[np.flatnonzero(speakers == "B")[0]] is data.waves[np.flatnonzero(speakers == "B")[0]]
     with pytest.raises(ValueError):
-        bd.speaker_normalized(data, ["C"])
+        emoser.prep.speaker_normalized(data, ["C"])
 
 
 def test_retest_per_speaker_uses_the_test_speakers_own_statistics():
     data = _toy()
-    spread = bd.run_split_seeds(data, [0], lambda s: bd.speaker_indices(data, "A", "B", seed=s),
+    spread = bd.run_split_seeds(data, [0], lambda s: emoser.prep.speaker_indices(data, "A", "B", seed=s),
                                 recipe=FAST, frame_length=FRAME, model_kwargs=SMALL, device="cpu", log=None)
     again = bd.retest_per_speaker(spread, data)
     run, new = spread.results[0], again.results[0]
     assert new.model is run.model and np.array_equal(new.test_idx, run.test_idx)
     assert set(new.normalizer) == {"B"}
     test_waves = [data.waves[i] for i in run.test_idx]
-    from emoser.frames import FrameDataset, Normalizer
-    from emoser.train import evaluate
+    from emoser.prep import FrameDataset, Normalizer
+    from emoser.training import evaluate
     norm = Normalizer.fit(test_waves)
     assert new.normalizer["B"].std == pytest.approx(norm.std)
     expected = evaluate(run.model, FrameDataset(test_waves, data.labels[run.test_idx], FRAME, normalizer=norm))

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from emoser.notebook import colab_setup_cell
+from emoser.course import colab_setup_cell
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = sorted((ROOT / "chapters").glob("*.ipynb"))
@@ -63,7 +63,7 @@ def test_chapter_starts_with_the_colab_setup_cell_and_one_import_cell(path):
     nb = _load(path)
     code = _code_cells(nb)
     assert "".join(code[0]["source"]) == colab_setup_cell(_repository_url()), (
-        f"{path.name}: the first code cell must be emoser.notebook.colab_setup_cell(<repository url>)")
+        f"{path.name}: the first code cell must be emoser.course.colab_setup_cell(<repository url>)")
     imports = [i for i, c in enumerate(code)
                if re.search(r"^\s*(import emoser|from emoser)", "".join(c["source"]), re.M)]
     assert imports == [1], f"{path.name}: emoser must be imported in the second code cell only, found {imports}"

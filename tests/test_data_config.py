@@ -7,7 +7,7 @@ import soundfile as sf
 
 import emoser.data as data
 from emoser.data import TessNotFoundError, load_tess, resolve_data_dir
-from emoser.data import download as download_mod
+from emoser.data import config as config_mod
 from emoser.data import standin as standin_mod
 
 
@@ -49,7 +49,7 @@ def test_wrong_env_var_is_an_error_not_a_fallback(tmp_path, monkeypatch, capsys)
 
 
 def test_nothing_found_says_how_to_get_the_data(monkeypatch):
-    monkeypatch.setattr(download_mod, "download_tess", lambda *a, **k: pytest.fail("downloaded"))
+    monkeypatch.setattr(config_mod, "download_tess", lambda *a, **k: pytest.fail("downloaded"))
     with pytest.raises(TessNotFoundError) as err:
         resolve_data_dir()
     msg = str(err.value)
@@ -68,7 +68,7 @@ def test_download_when_asked_or_in_colab(tmp_path, monkeypatch, colab, download,
         calls.append(target)
         return _corpus(target)
 
-    monkeypatch.setattr(download_mod, "download_tess", fake_download)
+    monkeypatch.setattr(config_mod, "download_tess", fake_download)
     if colab:
         monkeypatch.setenv("COLAB_RELEASE_TAG", "release-colab-test")
     if expect_download:

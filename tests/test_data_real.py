@@ -21,9 +21,11 @@ def _private_cache(tmp_path_factory, monkeypatch):
 
 def test_subset_is_found_whole():
     cat = find_recordings(TESS_DIR)
-    assert len(cat) == 1799 and cat.duplicates_dropped == 0
+    # 2198 files: YAF's seven emotions, OAF's angry, happy, neutral and sad (shared/data/README.md)
+    assert len(cat) == 2198 and cat.duplicates_dropped == 0
     counts = cat.counts()
     assert counts["YAF_sad"] == 199 and counts["YAF_happy"] == 200
+    assert counts["OAF_angry"] == 199 and counts["OAF_neutral"] == 200  # OA_bite_neutral counted
     assert set(cat.classes()) == set(EMOTIONS) and {r.speaker for r in cat} == set(SPEAKERS)
 
 
@@ -52,5 +54,5 @@ def test_aiff_named_wav_files_load():
 
 def test_subset_matches_published_checksums():
     report = verify(TESS_DIR)
-    assert len(report.ok) == 1799 and report.intact
-    assert "YAF_beg_sad.wav" in report.missing
+    assert len(report.ok) == 2198 and report.intact
+    assert {"YAF_beg_sad.wav", "OAF_back_angry.wav"} <= set(report.missing)

@@ -7,13 +7,14 @@ import numpy as np
 import pytest
 import torch
 
+import emoser
 import emoser.experiments as ex
-from emoser.frames import Normalizer
-from emoser.train import SeedRuns
+from emoser.prep import Normalizer
+from emoser.experiments import SeedRuns
 
 FRAME = 256  # the shortest frame the default CNN accepts is 254 samples
 SMALL = {"convOutNum": 4, "hiddenSize": 8}
-FAST = ex.Recipe(epochs=2, lr=1e-2, batch_size=8, schedule="constant")
+FAST = emoser.training.Recipe(epochs=2, lr=1e-2, batch_size=8, schedule="constant")
 
 
 def _toy(n_per_class=(12, 10, 8), seed=0):
@@ -77,11 +78,11 @@ def test_global_normalizer_uses_training_waves_only():
 
 def test_per_utterance_and_no_normalization():
     wave = np.linspace(-1, 5, 1000).astype(np.float32)
-    out = ex.PerUtteranceNormalizer().apply(wave)
+    out = emoser.prep.PerUtteranceNormalizer().apply(wave)
     assert out.dtype == np.float32
     assert abs(float(out.mean())) < 1e-5 and abs(float(out.std()) - 1) < 1e-5
     data = _toy()
-    assert isinstance(_run(data, normalization="per_utterance").normalizer, ex.PerUtteranceNormalizer)
+    assert isinstance(_run(data, normalization="per_utterance").normalizer, emoser.prep.PerUtteranceNormalizer)
     assert _run(data, normalization="none").normalizer is None
     with pytest.raises(ValueError, match="normalization"):
         _run(data, normalization="batch")
@@ -118,16 +119,16 @@ def test_validation_split_is_carved_from_training():
 
 
 def test_recipe_schedule_reaches_the_optimizer(monkeypatch):
-    recipe = ex.Recipe(epochs=4, lr=1e-2, batch_size=8, schedule="cosine")
+    recipe = emoser.training.Recipe(epochs=4, lr=1e-2, batch_size=8, schedule="cosine")
     assert recipe.lr_at(1) == pytest.approx(1e-2)
     rates = [recipe.lr_at(e) for e in range(1, 5)]
     assert all(a > b > 0 for a, b in zip(rates, rates[1:]))
-    assert ex.Recipe(schedule="constant", lr=3e-3).lr_at(7) == 3e-3
+    assert emoser.training.Recipe(schedule="constant", lr=3e-3).lr_at(7) == 3e-3
     with pytest.raises(ValueError, match="schedule"):
-        ex.Recipe(schedule="step")
+        emoser.training.Recipe(schedule="step")
 
     seen = []
-    real_fit = ex.fit
+    real_fit = emoser.training.fit
 
     def spy(model, train_set, val_set=None, **kw):
         opt = kw["optimizer"]
@@ -140,7 +141,7 @@ def test_recipe_schedule_reaches_the_optimizer(monkeypatch):
         kw["callback"] = callback
         return real_fit(model, train_set, val_set, **kw)
 
-    monkeypatch.setattr(ex, "fit", spy)
+    monkeypatch.setattr(emoser.training.recipe, "fit", spy)
     _run(_toy(), recipe=recipe)
     assert seen == pytest.approx(rates)
 
@@ -156,7 +157,7 @@ def test_run_seeds_table_and_misclassified():
     assert spread.std == pytest.approx(np.std(accs, ddof=1))
     table = ex.seed_table(spread)
     assert table.splitlines()[0].split()[:3] == ["seed", "test", "acc"]
-    assert len(table.splitlines()) == 1 + 2 + 2
+    assert len(table.splitlines()) == 2 + 2 + 2  # header, rule, two seeds, mean, std
     run = spread.results[0]
     wrong = ex.misclassified(run, data.records)
     errors = int((run.evaluation.predictions != run.evaluation.targets).sum())
@@ -169,13 +170,13 @@ def test_run_seeds_table_and_misclassified():
 def test_the_toy_task_is_learned():
     """A tone-pitch task must be learned well: catches a broken pipeline, not only a crash."""
     data = _toy((16, 16))
-    run = _run(data, recipe=ex.Recipe(epochs=12, lr=1e-2, batch_size=8, schedule="cosine"))
+    run = _run(data, recipe=emoser.training.Recipe(epochs=12, lr=1e-2, batch_size=8, schedule="cosine"))
     assert run.accuracy >= 0.8, run.history.as_table()
     assert run.history["train_loss"][-1] < run.history["train_loss"][0]
 
 
 def test_checkpoint_meta_round_trip(tmp_path):
-    from emoser.train import load_checkpoint, save_checkpoint
+    from emoser.training import load_checkpoint, save_checkpoint
 
     run = _run(_toy())
     path = save_checkpoint(tmp_path / "run.pt", run.model, **run.checkpoint_meta())
@@ -189,15 +190,15 @@ def test_checkpoint_meta_round_trip(tmp_path):
 
 
 def test_forget_bias_initialization():
-    from emoser.model import AudioNet
+    from emoser.nn import AudioNet
 
     model = AudioNet(inDim=FRAME, **SMALL)
-    assert ex.init_forget_bias(model, 1.0) == 2  # one cell per LSTM layer
+    assert emoser.training.init_forget_bias(model, 1.0) == 2  # one cell per LSTM layer
     for layer in model.lstm:
         assert torch.all(layer.cell.forget_gate.bias == 1.0)
         assert not torch.all(layer.cell.input_gate.bias == 1.0)
     with pytest.raises(ValueError, match="forget gate"):
-        ex.init_forget_bias(torch.nn.Linear(2, 2), 1.0)
+        emoser.training.init_forget_bias(torch.nn.Linear(2, 2), 1.0)
     # run_protocol applies the recipe's value before training: same seed, same start
     recipe = FAST.replace(epochs=0, forget_bias=0.75)
     run = _run(_toy(), recipe=recipe)
@@ -206,17 +207,17 @@ def test_forget_bias_initialization():
 
 
 def test_original_recipe_matches_the_exercise():
-    r = ex.ORIGINAL_RECIPE
+    r = emoser.training.ORIGINAL_RECIPE
     assert (r.epochs, r.lr, r.batch_size, r.clip_grad_norm, r.schedule, r.forget_bias, r.amsgrad) == \
         (20, 1e-4, 10, None, "constant", None, False)
-    assert ex.RECIPE.replace(epochs=3).epochs == 3 and ex.RECIPE.epochs != 3  # frozen, copied
-    assert ex.RECIPE.scheduler(torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)) is not None
+    assert emoser.training.RECIPE.replace(epochs=3).epochs == 3 and emoser.training.RECIPE.epochs != 3  # frozen, copied
+    assert emoser.training.RECIPE.scheduler(torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)) is not None
     assert r.scheduler(torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)) is None
 
 
 def test_recipe_reaches_fit_and_the_optimizer(monkeypatch):
     seen = {}
-    real_fit = ex.fit
+    real_fit = emoser.training.fit
 
     def spy(model, train_set, val_set=None, **kw):
         seen["bucket"] = kw["bucket"]
@@ -224,7 +225,7 @@ def test_recipe_reaches_fit_and_the_optimizer(monkeypatch):
         seen["clip"] = kw["clip_grad_norm"]
         return real_fit(model, train_set, val_set, **kw)
 
-    monkeypatch.setattr(ex, "fit", spy)
+    monkeypatch.setattr(emoser.training.recipe, "fit", spy)
     _run(_toy(), recipe=FAST.replace(epochs=1))
     assert seen == {"bucket": False, "amsgrad": False, "clip": 1.0}  # no length-sorted batches by default
     _run(_toy(), recipe=FAST.replace(epochs=1, bucket=4, amsgrad=True, clip_grad_norm=None))

@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from emoser import explore  # noqa: E402
+from emoser import course as explore  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

@@ -5,14 +5,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from emoser.frames import (
-    FrameDataset,
-    Normalizer,
-    collate_frames,
-    frame_signal,
-    ms_to_samples,
-    pad_sequences,
-)
+from emoser.prep import FrameDataset, Normalizer, collate_frames, frame_signal, ms_to_samples, pad_sequences
 
 
 # ---------------------------------------------------------------- ms_to_samples

@@ -9,10 +9,10 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from emoser.inspect_tools import (compare_timings, format_table, frame_features, gate_trace, max_abs_error,  # noqa: E402
-                                  parameter_table, plot_gates, time_call)
-from emoser.lstm import LstmCell, LstmLayer  # noqa: E402
-from emoser.model import AudioNet  # noqa: E402
+from emoser.course import (compare_timings, format_table, frame_features, gate_trace,  # noqa: E402
+                           max_abs_error, parameter_table, plot_gates, time_call)
+from emoser.nn import LstmCell, LstmLayer  # noqa: E402
+from emoser.nn import AudioNet  # noqa: E402
 
 
 def test_frame_features_known_answers():

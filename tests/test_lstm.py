@@ -8,14 +8,7 @@ from torch import nn
 from torch.func import functional_call
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from emoser.lstm import (
-    LstmCell,
-    LstmLayer,
-    copy_to_torch_lstm,
-    copy_to_torch_lstm_cell,
-    from_torch,
-    torch_gate_weights,
-)
+from emoser.nn import LstmCell, LstmLayer, copy_to_torch_lstm, copy_to_torch_lstm_cell, from_torch, torch_gate_weights
 
 TOL = 1e-10
 D64 = torch.float64

@@ -4,8 +4,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from emoser.lstm import LstmLayer
-from emoser.model import AudioNet, describe_shapes, min_frame_length, relu_max_pool2
+from emoser.nn import LstmLayer
+from emoser.nn import AudioNet, describe_shapes, min_frame_length, relu_max_pool2
 
 
 def _batch(n=3, t=6, d=500, lengths=(6, 2, 4), dtype=torch.float32, seed=0):

@@ -14,9 +14,11 @@ import numpy as np
 import pytest
 import torch
 
-from emoser import native, speed
-from emoser.model import AudioNet
-from emoser.speed import frontend_receptive_field
+from emoser.nn import kernels as speed
+from emoser.nn.kernels import frontend, recurrence
+from emoser.nn.kernels import native
+from emoser.nn import AudioNet
+from emoser.nn.kernels import frontend_receptive_field
 
 D64, F32 = torch.float64, torch.float32
 TOL = {D64: dict(rtol=1e-12, atol=1e-12), F32: dict(rtol=2e-5, atol=2e-5)}
@@ -55,8 +57,8 @@ def _recurrence(use_native, on, xg, w, h0, c0, grad_h, grad_c, layers):
     c_hist = torch.empty_like(h_hist)
     h_hist[0], c_hist[0] = h0, c0
     tanh_c = xg.new_empty(steps, n, width)
-    speed._run_forward(acts, w, h_hist, c_hist, tanh_c, layers)
-    grads = speed._run_backward(acts, w, h_hist, c_hist, tanh_c, grad_h.clone(), grad_c, layers)
+    recurrence._run_forward(acts, w, h_hist, c_hist, tanh_c, layers)
+    grads = recurrence._run_backward(acts, w, h_hist, c_hist, tanh_c, grad_h.clone(), grad_c, layers)
     return (acts, h_hist, c_hist, tanh_c, *grads)
 
 
@@ -175,12 +177,12 @@ def test_pool_kernels_give_the_same_bits_as_the_pytorch_code(pooled, use_native)
     results = []
     for on in (True, False):
         use_native(on)
-        a, slots = speed._input_buffer(m, pooled, c, z)
+        a, slots = frontend._input_buffer(m, pooled, c, z)
         take_left = z.new_empty(pooled, m, c)
-        speed._pool_into(z, slots, take_left)
+        frontend._pool_into(z, slots, take_left)
         grad_slots = grad.view(-1, m, 2, c).permute(0, 2, 1, 3)
         grad_z = torch.empty_like(z)
-        speed._unpool_from(grad_slots, slots, take_left, grad_z)
+        frontend._unpool_from(grad_slots, slots, take_left, grad_z)
         results.append((a, take_left, grad_z))
     for a, b in zip(*results):
         assert torch.equal(a, b)

@@ -1,7 +1,7 @@
 """Known-answer tests of the chapter helpers in emoser.notebook."""
 import numpy as np
 
-from emoser.notebook import colab_setup_cell, glue
+from emoser.course import colab_setup_cell, glue
 
 
 def test_glue_returns_plain_python_numbers_for_numpy_scalars():

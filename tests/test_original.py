@@ -3,19 +3,9 @@ import numpy as np
 import pytest
 import torch
 
-from emoser.frames import Normalizer, frame_signal
-from emoser.model import AudioNet
-from emoser.original import (
-    OriginalAudioNet,
-    OriginalLSTMLayer,
-    last_step_gather,
-    last_step_loop,
-    original_evaluate,
-    original_feature_size,
-    original_frames,
-    original_prepare,
-    original_train,
-)
+from emoser.prep import Normalizer, frame_signal
+from emoser.nn import AudioNet
+from emoser.experiments.original import OriginalAudioNet, OriginalLSTMLayer, last_step_gather, last_step_loop, original_evaluate, original_feature_size, original_frames, original_prepare, original_train
 
 
 def _batch(n=3, t=5, d=500, dtype=torch.float64, seed=0):

@@ -8,8 +8,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from emoser import plots  # noqa: E402
-from emoser.train import History  # noqa: E402
+from emoser.course import figures as plots  # noqa: E402
+from emoser.training import History  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

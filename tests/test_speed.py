@@ -10,10 +10,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from emoser.lstm import LstmLayer
-from emoser.model import AudioNet
-from emoser import native, speed
-from emoser.speed import frontend_gemm, frontend_receptive_field, lstm_recurrence, lstm_stack_last
+from emoser.nn import LstmLayer
+from emoser.nn import AudioNet
+from emoser.nn import kernels as speed
+from emoser.nn.kernels import frontend, recurrence
+from emoser.nn.kernels import native
+from emoser.nn.kernels import frontend_gemm, frontend_receptive_field, lstm_recurrence, lstm_stack_last
 
 D64 = torch.float64
 
@@ -70,8 +72,8 @@ def test_frontend_gemm_equals_the_modules_values_and_gradients(config):
 @pytest.mark.parametrize("elements", [1, 10_000])
 def test_frontend_gemm_in_small_chunks_equals_the_modules(monkeypatch, elements):
     """Block 1 in chunks of one frame, or of three, changes only the summation order."""
-    monkeypatch.setattr(speed, "_CHUNK_ELEMENTS", elements)
-    assert len(speed._frame_chunks(37, 48 * 64)) == (37 if elements == 1 else 13)
+    monkeypatch.setattr(frontend, "CHUNK_ELEMENTS", elements)
+    assert len(frontend._frame_chunks(37, 48 * 64)) == (37 if elements == 1 else 13)
     _compare_frontend_with_the_modules(dict())
 
 

@@ -2,8 +2,9 @@
 import numpy as np
 import pytest
 
-from emoser import train
-from emoser.splits import speaker_split, stratified_split, word_disjoint_split
+import emoser
+from emoser import training as train
+from emoser.prep import speaker_split, stratified_split, word_disjoint_split
 
 
 def course_labels():
@@ -57,7 +58,7 @@ def test_stratified_rejects_empty():
 
 
 def test_train_reexports_stratified_split():
-    assert train.stratified_split is stratified_split
+    assert emoser.prep.stratified_split is stratified_split
 
 
 def test_speaker_split():

@@ -6,9 +6,10 @@ import pytest
 import torch
 from torch import nn
 
-from emoser import train
-from emoser.frames import FrameDataset, Normalizer, collate_frames
-from emoser.model import AudioNet
+import emoser
+from emoser import training as train
+from emoser.prep import FrameDataset, Normalizer, collate_frames
+from emoser.nn import AudioNet
 
 RATE = 8000
 FRAME = 160
@@ -42,7 +43,7 @@ def tones(n_per_class=40, seed=0):
 @pytest.fixture(scope="module")
 def toy_sets():
     waves, labels = tones()
-    tr, te = train.stratified_split(labels, 0.3, seed=0)
+    tr, te = emoser.prep.stratified_split(labels, 0.3, seed=0)
     norm = Normalizer.fit([waves[i] for i in tr])
     return tuple(FrameDataset([waves[i] for i in idx], labels[idx], FRAME, normalizer=norm) for idx in (tr, te))
 
@@ -154,7 +155,7 @@ def test_history_records_and_table():
         assert set(r) == {"epoch", "train_loss", "train_acc", "val_loss", "val_acc", "seconds"}
         assert 0 <= r["train_acc"] <= 1 and 0 <= r["val_acc"] <= 1 and r["seconds"] > 0
     table = hist.as_table().splitlines()
-    assert len(table) == 5 and "val acc" in table[0] and table[0].endswith("seconds")
+    assert len(table) == 6 and "val acc" in table[0] and table[0].endswith("seconds")
     assert "seconds" not in hist.as_table(seconds=False)
     assert hist.best_epoch in (1, 2, 3, 4)
     best = max(hist.epochs, key=lambda r: r["val_acc"])["val_acc"]
@@ -300,21 +301,21 @@ def test_load_checkpoint_errors(tmp_path):
 
 
 def test_multi_seed():
-    runs = train.multi_seed(lambda s: {"acc": s / 10, "loss": 1.0}, [1, 2, 3])
+    runs = emoser.experiments.multi_seed(lambda s: {"acc": s / 10, "loss": 1.0}, [1, 2, 3])
     assert runs.seeds == [1, 2, 3] and len(runs.results) == 3
     assert runs.mean["acc"] == pytest.approx(0.2) and runs.std["acc"] == pytest.approx(0.1)
     assert runs.std["loss"] == 0
-    single = train.multi_seed(lambda s: 0.9, [0])
+    single = emoser.experiments.multi_seed(lambda s: 0.9, [0])
     assert single.mean == 0.9 and single.std == 0.0 and "1 seeds" in str(single)
 
 
 def test_seed_runs_of_runs_summarises_accuracies():
     from types import SimpleNamespace
     runs = [SimpleNamespace(accuracy=a) for a in (1.0, 0.9, 0.95)]
-    spread = train.SeedRuns.of_runs((4, 5, 6), runs)
+    spread = emoser.experiments.SeedRuns.of_runs((4, 5, 6), runs)
     assert spread.seeds == [4, 5, 6] and spread.results == runs
     assert spread.mean == pytest.approx(0.95) and spread.std == pytest.approx(0.05)
-    one = train.SeedRuns.of_runs([0], runs[:1])
+    one = emoser.experiments.SeedRuns.of_runs([0], runs[:1])
     assert (one.mean, one.std) == (1.0, 0.0)
 
 

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from emoser import voice
+import emoser
+from emoser.course import voice
 
 RATE = 24414
 
@@ -153,7 +154,7 @@ def test_plot_probabilities_one_panel_per_file_with_labels():
     import matplotlib.pyplot as plt
 
     results = {"a.wav": {"happy": 0.9, "sad": 0.1}, "b.wav": {"happy": 0.3, "sad": 0.7}}
-    fig = voice.plot_probabilities(results, title="Test", truth={"a.wav": "happy"})
+    fig = emoser.course.plot_probabilities(results, title="Test", truth={"a.wav": "happy"})
     axes = fig.axes
     assert len(axes) == 2 and fig._suptitle.get_text() == "Test"
     assert axes[0].get_title() == "a.wav\n(true: happy)" and axes[1].get_title() == "b.wav"
@@ -162,6 +163,6 @@ def test_plot_probabilities_one_panel_per_file_with_labels():
     assert heights == pytest.approx([0.3, 0.7])
     plt.close(fig)
     with pytest.raises(ValueError, match="classes"):
-        voice.plot_probabilities({"a": {"happy": 1.0, "sad": 0.0}, "b": {"sad": 1.0, "happy": 0.0}})
+        emoser.course.plot_probabilities({"a": {"happy": 1.0, "sad": 0.0}, "b": {"sad": 1.0, "happy": 0.0}})
     with pytest.raises(ValueError):
-        voice.plot_probabilities({})
+        emoser.course.plot_probabilities({})

@@ -17,7 +17,8 @@ from typing import Iterable
 import numpy as np
 import soundfile as sf
 
-from .config import DEFAULT_RATE, cache_dir
+from ..common import DEFAULT_RATE
+from .cache import cache_dir
 
 __all__ = ["AudioLoadError", "LoadReport", "load_audio", "load_waveforms", "decoded_cache_dir"]
 
@@ -67,12 +68,13 @@ class LoadReport:
         return self.summary()
 
 
-def _resample(x: np.ndarray, src: int, dst: int) -> np.ndarray:
+def resample(x: np.ndarray, src: int, dst: int) -> np.ndarray:
     try:
         import soxr
         return soxr.resample(x, src, dst, quality="HQ").astype(np.float32, copy=False)
     except ImportError:  # pragma: no cover - soxr comes with librosa
         from math import gcd
+
         from scipy.signal import resample_poly
         g = gcd(src, dst)
         return resample_poly(x, dst // g, src // g).astype(np.float32)
@@ -118,7 +120,7 @@ def _decode(path: Path, rate: int | None) -> tuple[np.ndarray, int, np.ndarray |
     if not np.any(data):
         raise AudioLoadError(path, "silent: all samples are zero")
     if rate is not None and native != rate:
-        wave, ints = _resample(wave, native, rate), None
+        wave, ints = resample(wave, native, rate), None
     return np.ascontiguousarray(wave, dtype=np.float32), native, ints
 
 

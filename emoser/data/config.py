@@ -20,55 +20,20 @@ Chapter: chapters/01_data.ipynb
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
-__all__ = [
-    "DEFAULT_RATE",
-    "ENV_TESS_DIR",
-    "ENV_CACHE_DIR",
-    "TessNotFoundError",
-    "cache_dir",
-    "in_colab",
-    "resolve_data_dir",
-    "how_to_get_tess",
-]
+from ..common import in_colab
+from .cache import ENV_CACHE_DIR, cache_dir
+from .download import download_tess
 
-#: TESS's native sampling rate in Hz; the course's working rate.
-DEFAULT_RATE = 24414
+__all__ = ["ENV_TESS_DIR", "TessNotFoundError", "resolve_data_dir", "how_to_get_tess"]
+
 #: Environment variable naming a folder that holds TESS recordings.
 ENV_TESS_DIR = "EMOSER_TESS_DIR"
-#: Environment variable overriding the per-user cache folder (default ``~/.cache/emoser``).
-ENV_CACHE_DIR = "EMOSER_CACHE_DIR"
 
 
 class TessNotFoundError(FileNotFoundError):
     """No TESS copy was found and no download was requested."""
-
-
-def cache_dir() -> Path:
-    """Return the per-user cache folder (not created here).
-
-    ``$EMOSER_CACHE_DIR`` if set, else ``~/.cache/emoser``. Downloads go to ``<cache>/tess``,
-    the stand-in corpus to ``<cache>/standin``, decoded-audio caches to ``<cache>/decoded``.
-
-    Returns:
-        Path: the cache folder.
-
-    Chapter: chapters/01_data.ipynb
-    """
-    env = os.environ.get(ENV_CACHE_DIR, "").strip()
-    if env:
-        return Path(env).expanduser()
-    return Path.home() / ".cache" / "emoser"
-
-
-def in_colab() -> bool:
-    """Return True when running inside Google Colab.
-
-    Chapter: chapters/01_data.ipynb
-    """
-    return "google.colab" in sys.modules or "COLAB_RELEASE_TAG" in os.environ
 
 
 def how_to_get_tess() -> str:
@@ -140,6 +105,5 @@ def resolve_data_dir(path: str | os.PathLike | None = None, download: bool | Non
     if _nonempty_dir(cached):
         return cached
     if download or (download is None and in_colab()):
-        from .download import download_tess
         return download_tess(cached, progress=progress)
     raise TessNotFoundError(how_to_get_tess())

@@ -14,8 +14,9 @@ from typing import Iterable
 
 import numpy as np
 
+from ..common import DEFAULT_RATE
 from .audio import LoadReport, load_waveforms
-from .config import DEFAULT_RATE, TessNotFoundError, resolve_data_dir
+from .config import TessNotFoundError, resolve_data_dir
 from .download import TESS_DOI
 from .standin import make_standin_corpus, standin_info, standin_source
 from .tess import EMOTIONS, Recording, find_recordings, normalize_emotion

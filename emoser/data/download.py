@@ -25,7 +25,7 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-from .config import cache_dir
+from .cache import cache_dir
 from .tess import SPEAKERS, _candidate_files, parse_name
 from .verify import load_checksums, sha256_file
 

@@ -25,9 +25,10 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from ..common import DEFAULT_RATE
 from . import _espeak
 from ._espeak import Espeak, synthesize
-from .config import DEFAULT_RATE, cache_dir
+from .cache import cache_dir
 from .tess import EMOTIONS, SPEAKERS, normalize_emotion, normalize_speaker
 
 __all__ = ["STANDIN_WORDS", "MARKER", "make_standin_corpus", "standin_info", "standin_source"]
@@ -44,7 +45,7 @@ MARKER = "STANDIN.json"
 _VERSION = 1
 
 # emotion -> mean (rate in words/min, pitch 0-100, pitch range 0-100, volume 0-200)
-_PROFILES = {
+PROFILES = {
     "angry": (175, 48, 60, 135), "disgust": (140, 40, 50, 100), "fear": (195, 62, 30, 95),
     "happy": (180, 58, 65, 110), "neutral": (160, 48, 40, 100), "ps": (165, 66, 85, 110),
     "sad": (148, 44, 28, 88),
@@ -61,7 +62,7 @@ _VOWELS = {  # rough first three formants (Hz) of vowel letters
 }
 
 
-def _formant_say(word: str, rate: float, pitch: float, prange: float, volume: float,
+def formant_say(word: str, rate: float, pitch: float, prange: float, volume: float,
                  voice_shift: float, sr: int, rng: np.random.Generator) -> np.ndarray:
     """Fallback voice: glottal pulses with an F0 contour through formant resonators."""
     from scipy.signal import lfilter
@@ -89,7 +90,7 @@ def _formant_say(word: str, rate: float, pitch: float, prange: float, volume: fl
     return (wave / (np.abs(wave).max() + 1e-9) * 0.5 * volume / 100).astype(np.float32)
 
 
-def _engine(requested: str):
+def synthesis_engine(requested: str):
     """Return ("espeak", _Espeak) or ("formant", None)."""
     if requested not in ("auto", "espeak", "formant"):
         raise ValueError(f"engine must be 'auto', 'espeak' or 'formant', not {requested!r}")
@@ -158,7 +159,7 @@ def make_standin_corpus(folder: str | os.PathLike | None = None, *, words=None,
         raise ValueError(f"stand-in words must be non-empty alphabetic words, not {words!r}")
     speakers = tuple(normalize_speaker(s) for s in speakers)
     emotions = tuple(normalize_emotion(e) for e in emotions)
-    kind, synth = _engine(engine)
+    kind, synth = synthesis_engine(engine)
     engine_name = f"eSpeak NG {synth.version}" if synth else "formant synthesizer"
     settings = {"version": _VERSION, "words": list(words), "speakers": list(speakers),
                 "emotions": list(emotions), "seed": seed, "rate": rate, "engine": kind}
@@ -175,7 +176,7 @@ def make_standin_corpus(folder: str | os.PathLike | None = None, *, words=None,
     for speaker in speakers:
         voice, pitch_shift, rate_shift = _SPEAKER_VOICES[speaker]
         for emotion in emotions:
-            mean = np.array(_PROFILES[emotion], float) + (rate_shift, pitch_shift, 0, 0)
+            mean = np.array(PROFILES[emotion], float) + (rate_shift, pitch_shift, 0, 0)
             for word in words:
                 jittered = mean + rng.normal(0, 1, 4) * _JITTER
                 wpm, pitch, prange, vol = (round(float(v)) for v in np.clip(jittered, _LOW, _HIGH))
@@ -190,7 +191,7 @@ def make_standin_corpus(folder: str | os.PathLike | None = None, *, words=None,
             voiced, isolated = [], True
             for i, (_s, _e, word, _v, shift, wpm, pitch, prange, vol) in enumerate(plan):
                 urng = np.random.default_rng([seed, i])
-                voiced.append((_formant_say(word, wpm, pitch, prange, vol, 3 * shift, 22050,
+                voiced.append((formant_say(word, wpm, pitch, prange, vol, 3 * shift, 22050,
                                             urng), 22050))
         for i, ((speaker, emotion, word, *_), (wave, sr)) in enumerate(zip(plan, voiced)):
             sub = work / f"{speaker}_{emotion}"
@@ -240,10 +241,10 @@ def _espeak_in_fresh_process(jobs: list, work: Path) -> tuple[list, bool]:
 
 def _finish(wave: np.ndarray, sr: int, rate: int, rng: np.random.Generator) -> np.ndarray:
     """Resample, add recording-like silence, gain jitter and a faint noise floor."""
-    from .audio import _resample
+    from .audio import resample
 
     if sr != rate:
-        wave = _resample(wave, sr, rate)
+        wave = resample(wave, sr, rate)
     lead, tail = (int(rng.uniform(a, b) * rate) for a, b in ((0.08, 0.35), (0.05, 0.25)))
     wave = np.concatenate([np.zeros(lead, np.float32), wave, np.zeros(tail, np.float32)])
     wave = wave * np.float32(10 ** (rng.normal(0, 2.5) / 20))

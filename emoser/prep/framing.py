@@ -1,4 +1,4 @@
-"""Normalization, framing and batching of raw waveforms.
+"""Framing and batching of raw waveforms.
 
 A waveform of arbitrary length becomes a sequence of equal-length frames
 (``T × D``); a batch of such sequences is zero-padded to ``N × T × D`` and
@@ -10,16 +10,17 @@ Chapter: chapters/02_framing.ipynb
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..common import as_numpy
+from .normalize import Normalizer
+
 __all__ = [
     "ms_to_samples",
-    "Normalizer",
     "frame_signal",
     "pad_sequences",
     "FrameDataset",
@@ -51,101 +52,6 @@ def ms_to_samples(ms: float, rate: int) -> int:
     return max(1, int(math.floor(ms * rate / 1000.0 + 0.5)))
 
 
-def _as_numpy(wave) -> np.ndarray:
-    if isinstance(wave, torch.Tensor):
-        return wave.detach().cpu().numpy()
-    return np.asarray(wave)
-
-
-@dataclass(frozen=True)
-class Normalizer:
-    """Scalar standardization ``(wave - mean) / std``.
-
-    Fit it on the training waveforms only (:meth:`fit`), then apply the same
-    statistics to every set: fitting on all data leaks the test set.
-
-    Chapter: chapters/02_framing.ipynb
-
-    Attributes:
-        mean (float): Mean of all training samples.
-        std (float): Standard deviation (population, ``ddof=0``) of all training samples.
-    """
-
-    mean: float
-    std: float
-
-    def __post_init__(self):
-        if not (math.isfinite(self.mean) and math.isfinite(self.std)) or self.std <= 0:
-            raise ValueError(
-                f"Normalizer needs a finite mean and a positive finite std, got "
-                f"mean={self.mean!r}, std={self.std!r}"
-            )
-
-    @classmethod
-    def fit(cls, waves: Iterable | np.ndarray | torch.Tensor) -> "Normalizer":
-        """Compute the scalar mean and std over the concatenation of all waveforms.
-
-        Chapter: chapters/02_framing.ipynb
-
-        Args:
-            waves: A list of 1-D waveforms (arrays or tensors), or one 1-D waveform.
-                Pass the training waveforms only.
-
-        Returns:
-            Normalizer: The fitted statistics (accumulated in float64).
-
-        Raises:
-            ValueError: If there are no samples at all, or all samples are equal (std 0).
-        """
-        if isinstance(waves, (np.ndarray, torch.Tensor)) and _as_numpy(waves).ndim == 1:
-            waves = [waves]
-        arrays = [_as_numpy(w).astype(np.float64, copy=False).ravel() for w in waves]
-        count = sum(a.size for a in arrays)
-        if count == 0:
-            raise ValueError("Normalizer.fit got no samples (empty list or only empty waveforms)")
-        mean = sum(float(a.sum()) for a in arrays) / count
-        var = sum(float(np.square(a - mean).sum()) for a in arrays) / count
-        std = math.sqrt(var)
-        if std == 0:
-            raise ValueError("Normalizer.fit: all samples are equal (std is 0), cannot standardize")
-        return cls(mean=float(mean), std=float(std))
-
-    def apply(self, wave):
-        """Standardize one waveform with the fitted statistics.
-
-        Chapter: chapters/02_framing.ipynb
-
-        Args:
-            wave: 1-D ``np.ndarray`` or ``torch.Tensor``.
-
-        Returns:
-            Same type as ``wave``; floating inputs keep their dtype, integer
-            NumPy input becomes float32.
-        """
-        if isinstance(wave, torch.Tensor):
-            if not wave.is_floating_point():
-                wave = wave.to(torch.float32)
-            return (wave - self.mean) / self.std
-        wave = np.asarray(wave)
-        dtype = wave.dtype if np.issubdtype(wave.dtype, np.floating) else np.float32
-        return ((wave.astype(np.float64) - self.mean) / self.std).astype(dtype)
-
-    __call__ = apply
-
-    def apply_all(self, waves: Iterable) -> list:
-        """Standardize every waveform of a list.
-
-        Chapter: chapters/02_framing.ipynb
-
-        Args:
-            waves: Iterable of 1-D waveforms.
-
-        Returns:
-            list: The standardized waveforms, in order.
-        """
-        return [self.apply(w) for w in waves]
-
-
 def frame_signal(wave, frame_length: int, hop: int | None = None) -> np.ndarray:
     """Cut a 1-D waveform into equal-length frames.
 
@@ -168,7 +74,7 @@ def frame_signal(wave, frame_length: int, hop: int | None = None) -> np.ndarray:
     Raises:
         ValueError: For an empty or non-1-D waveform or a non-positive frame length / hop.
     """
-    wave = _as_numpy(wave)
+    wave = as_numpy(wave)
     if wave.ndim != 1:
         raise ValueError(f"frame_signal expects a 1-D waveform, got shape {wave.shape}")
     if wave.size == 0:
@@ -181,7 +87,8 @@ def frame_signal(wave, frame_length: int, hop: int | None = None) -> np.ndarray:
         raise ValueError(f"hop must be >= 1, got {hop}")
     n = wave.size
     n_frames = 1 + math.ceil(max(n - frame_length, 0) / hop)
-    n_frames = min(n_frames, math.ceil(n / hop))  # hop > frame_length: no all-zero frame past the end
+    # hop > frame_length: no all-zero frame past the end
+    n_frames = min(n_frames, math.ceil(n / hop))
     padded = np.zeros((n_frames - 1) * hop + frame_length, dtype=wave.dtype)
     used = min(n, padded.size)
     padded[:used] = wave[:used]
@@ -213,13 +120,15 @@ def pad_sequences(seqs: Sequence, dtype: torch.dtype = torch.float32, device=Non
     dim = None
     for k, s in enumerate(tensors):
         if s.ndim != 2:
-            raise ValueError(f"sequence {k} must be 2-D (frames × frame_length), got shape {tuple(s.shape)}")
+            raise ValueError(f"sequence {k} must be 2-D (frames × frame_length), "
+                             f"got shape {tuple(s.shape)}")
         if s.shape[0] == 0:
             raise ValueError(f"sequence {k} has no frames")
         if dim is None:
             dim = s.shape[1]
         elif s.shape[1] != dim:
-            raise ValueError(f"sequence {k} has frames of {s.shape[1]} samples, sequence 0 has {dim}")
+            raise ValueError(f"sequence {k} has frames of {s.shape[1]} samples, "
+                             f"sequence 0 has {dim}")
     lengths = torch.tensor([s.shape[0] for s in tensors], dtype=torch.long)
     x = torch.zeros(len(tensors), int(lengths.max()), dim, dtype=dtype, device=device)
     for k, s in enumerate(tensors):
@@ -255,7 +164,8 @@ class FrameDataset(Dataset):
         waves = list(waves)
         labels = np.asarray(labels)
         if labels.ndim != 1 or len(labels) != len(waves):
-            raise ValueError(f"FrameDataset got {len(waves)} waveforms but labels of shape {labels.shape}")
+            raise ValueError(f"FrameDataset got {len(waves)} waveforms "
+                             f"but labels of shape {labels.shape}")
         if len(labels) and not np.issubdtype(labels.dtype, np.integer):
             raise ValueError(f"labels must be integers (class indices), got dtype {labels.dtype}")
         self.frame_length = int(frame_length)
@@ -266,7 +176,7 @@ class FrameDataset(Dataset):
         np_dtype = torch.empty(0, dtype=dtype).numpy().dtype
         self.frames = []
         for k, w in enumerate(waves):
-            w = _as_numpy(w)
+            w = as_numpy(w)
             if w.size == 0:
                 raise ValueError(f"waveform {k} is empty (0 samples)")
             if normalizer is not None:
@@ -293,7 +203,8 @@ def collate_frames(batch):
         batch: List of ``(frames T_i × D tensor, label int)``.
 
     Returns:
-        tuple: ``x`` (``N × max(T_i) × D``), ``lengths`` (``LongTensor N``), ``y`` (``LongTensor N``).
+        tuple: ``x`` (``N × max(T_i) × D``), ``lengths`` (``LongTensor N``),
+        ``y`` (``LongTensor N``).
     """
     if len(batch) == 0:
         raise ValueError("collate_frames got an empty batch")

@@ -8,17 +8,16 @@ repository URL in ``_config.yml``) and one that imports ``emoser`` and calls
 from __future__ import annotations
 
 import os
-import sys
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
 
-__all__ = ["in_colab", "setup", "glue", "listen", "colab_setup_cell"]
+from ..common import in_colab
+from ..data.cache import cache_dir
+from ..data.config import ENV_TESS_DIR
+from ..training.runtime import describe_device, device, set_seed
 
-
-def in_colab() -> bool:
-    """Return True when running inside Google Colab.
-
-    Chapter: chapters/intro.md
-    """
-    return "google.colab" in sys.modules
+__all__ = ["in_colab", "setup", "glue", "listen", "colab_setup_cell", "redact_paths"]
 
 
 def colab_setup_cell(repository_url: str) -> str:
@@ -40,7 +39,8 @@ def colab_setup_cell(repository_url: str) -> str:
         "    import subprocess\n"
         "\n"
         f"    url = \"git+{repository_url}\"\n"
-        "    subprocess.run([sys.executable, \"-m\", \"pip\", \"install\", \"-q\", url], check=True)"
+        "    subprocess.run([sys.executable, \"-m\", \"pip\", \"install\", \"-q\", url],"
+        " check=True)"
     )
 
 
@@ -58,10 +58,8 @@ def setup(seed: int = 0, threads: int | None = None, quiet: bool = False):
 
     Chapter: chapters/01_data.ipynb
     """
-    import torch
     import matplotlib
-
-    from .train import describe_device, device, set_seed
+    import torch
 
     threads = threads or int(os.environ.get("EMOSER_THREADS", "0")) or None
     if threads:
@@ -110,3 +108,44 @@ def listen(wave, rate: int):
     from IPython.display import Audio
 
     return Audio(wave, rate=rate)
+
+
+def redact_paths(text: str, extra: Mapping[str, str] | None = None) -> str:
+    """Replace this machine's folders in ``text`` by placeholders, so it can be printed in a book.
+
+    Replaced (longest first, each also in its fully resolved form): the folder named by
+    ``$EMOSER_TESS_DIR`` by ``$EMOSER_TESS_DIR``, the emoser cache folder by ``<cache>``, the
+    temporary folder by ``<tmp>`` and the home folder by ``~``.
+
+    Args:
+        text (str): any text, e.g. ``data.summary()`` or an error message.
+        extra (Mapping[str, str] | None): more ``{folder: placeholder}`` pairs.
+
+    Returns:
+        str: the text with those folders replaced.
+
+    Example:
+        >>> redact_paths(f"TESS at {os.environ['EMOSER_TESS_DIR']}")  # doctest: +SKIP
+        'TESS at $EMOSER_TESS_DIR'
+
+    Chapter: chapters/01_data.ipynb
+    """
+    pairs: dict[str, str] = {}
+
+    def add(folder, placeholder: str) -> None:
+        if not folder:
+            return
+        p = Path(folder).expanduser()
+        for form in {str(p), str(p.resolve())}:
+            if len(form) > 1:  # never replace a bare "/"
+                pairs.setdefault(form.rstrip(os.sep), placeholder)
+
+    add(os.environ.get(ENV_TESS_DIR, "").strip(), f"${ENV_TESS_DIR}")
+    add(cache_dir(), "<cache>")
+    add(tempfile.gettempdir(), "<tmp>")
+    add(Path.home(), "~")
+    for folder, placeholder in (extra or {}).items():
+        add(folder, placeholder)
+    for folder in sorted(pairs, key=len, reverse=True):
+        text = text.replace(folder, pairs[folder])
+    return text

@@ -3,7 +3,7 @@
 Input ``N × T × D`` (zero-padded frame sequences) and the true lengths ``N``;
 output logits ``N × numClass``. Only the valid frames go through the CNN;
 padded frames never touch it. By default the front-end and the LSTM stack are
-computed by :mod:`emoser.speed` (the same function, faster; chapter 8); the
+computed by :mod:`emoser.nn.kernels` (the same function, faster; chapter 8); the
 switches ``gemm_frontend``, ``wavefront_lstm`` and ``LstmLayer.fused`` turn
 them back into the literal modules.
 
@@ -13,11 +13,13 @@ Chapter: chapters/05_audionet.ipynb
 from __future__ import annotations
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
+from ..common import DEFAULT_FRAME_LENGTH
+from .kernels.frontend import frontend_gemm, frontend_receptive_field, needed_lengths
+from .kernels.recurrence import lstm_stack_last
 from .lstm import LstmLayer
-from .speed import frontend_gemm, frontend_receptive_field, lstm_stack_last, needed_lengths
 
 __all__ = ["AudioNet", "min_frame_length", "describe_shapes", "relu_max_pool2"]
 
@@ -63,7 +65,8 @@ def relu_max_pool2(y: torch.Tensor) -> torch.Tensor:
         torch.Tensor: ``... × ⌊L/2⌋``.
     """
     if y.shape[-1] < 2:
-        raise ValueError(f"relu_max_pool2 needs at least 2 samples on the last axis, got {tuple(y.shape)}")
+        raise ValueError("relu_max_pool2 needs at least 2 samples on the last axis, "
+                         f"got {tuple(y.shape)}")
     return _ReluMaxPool2.apply(y)
 
 
@@ -84,7 +87,8 @@ def min_frame_length(convLayerNum: int = 3, convKernelSize: int = 5) -> int:
         int: Minimum frame length ``D``, e.g. 254 for the defaults (3 blocks, kernel 5).
     """
     if convLayerNum < 1 or convKernelSize < 1:
-        raise ValueError(f"convLayerNum and convKernelSize must be >= 1, got {convLayerNum}, {convKernelSize}")
+        raise ValueError("convLayerNum and convKernelSize must be >= 1, "
+                         f"got {convLayerNum}, {convKernelSize}")
     _, inputs = needed_lengths(1, convLayerNum, convKernelSize)
     return 2 * inputs[0]  # average pooling 2/2 before block 1
 
@@ -107,27 +111,30 @@ class AudioNet(nn.Module):
             all apply one and the same ``Conv1d`` module; ``False``: each has its own.
 
     Attributes:
-        feature_size (int): ``F``, the features per frame after the CNN (measured with a dummy frame).
+        feature_size (int): ``F``, the features per frame after the CNN
+            (measured with a dummy frame).
         conv1 (nn.Conv1d): ``1 → convOutNum``.
         conv_rest (nn.ModuleList): One module if shared, else ``convLayerNum - 1`` modules.
-        lstm (nn.ModuleList): The :class:`~emoser.lstm.LstmLayer` stack.
+        lstm (nn.ModuleList): The :class:`~emoser.nn.LstmLayer` stack.
         fc (nn.Linear): ``hiddenSize → numClass``.
     """
 
-    def __init__(self, numClass: int = 2, inDim: int = 500, convLayerNum: int = 3, convOutNum: int = 64,
-                 convKernelSize: int = 5, hiddenSize: int = 64, lstmLayerNum: int = 2,
-                 sharedConv: bool = True):
+    def __init__(self, numClass: int = 2, inDim: int = DEFAULT_FRAME_LENGTH, convLayerNum: int = 3,
+                 convOutNum: int = 64, convKernelSize: int = 5, hiddenSize: int = 64,
+                 lstmLayerNum: int = 2, sharedConv: bool = True):
         super().__init__()
-        for name, value in (("numClass", numClass), ("inDim", inDim), ("convLayerNum", convLayerNum),
-                            ("convOutNum", convOutNum), ("convKernelSize", convKernelSize),
-                            ("hiddenSize", hiddenSize), ("lstmLayerNum", lstmLayerNum)):
+        for name, value in (("numClass", numClass), ("inDim", inDim),
+                            ("convLayerNum", convLayerNum), ("convOutNum", convOutNum),
+                            ("convKernelSize", convKernelSize), ("hiddenSize", hiddenSize),
+                            ("lstmLayerNum", lstmLayerNum)):
             if int(value) < 1:
                 raise ValueError(f"AudioNet: {name} must be >= 1, got {value}")
         minimum = min_frame_length(convLayerNum, convKernelSize)
         if inDim < minimum:
             raise ValueError(
-                f"AudioNet: frame length inDim={inDim} is too short for {convLayerNum} convolution blocks "
-                f"with kernel {convKernelSize}; the minimum frame length is {minimum} samples"
+                f"AudioNet: frame length inDim={inDim} is too short for {convLayerNum} "
+                f"convolution blocks with kernel {convKernelSize}; "
+                f"the minimum frame length is {minimum} samples"
             )
         self.numClass, self.inDim = int(numClass), int(inDim)
         self.convLayerNum, self.convOutNum = int(convLayerNum), int(convOutNum)
@@ -142,9 +149,9 @@ class AudioNet(nn.Module):
             nn.Conv1d(convOutNum, convOutNum, convKernelSize, stride=2) for _ in range(n_modules)
         )
         self.maxpool = nn.MaxPool1d(2, 2)
-        self.frontend_plan = frontend_receptive_field(self.inDim, self.convLayerNum, self.convKernelSize)
-        with torch.no_grad():
-            self.feature_size = int(self.frontend(torch.zeros(1, inDim)).shape[1])
+        self.frontend_plan = frontend_receptive_field(self.inDim, self.convLayerNum,
+                                                      self.convKernelSize)
+        self.feature_size = self.frontend_width()
         sizes = [self.feature_size] + [hiddenSize] * lstmLayerNum
         self.lstm = nn.ModuleList(LstmLayer(sizes[k], sizes[k + 1]) for k in range(lstmLayerNum))
         self.fc = nn.Linear(hiddenSize, numClass)
@@ -155,12 +162,12 @@ class AudioNet(nn.Module):
     fast_pool: bool = True
 
     #: ``True``: :meth:`frontend` computes the same function as matrix products with a
-    #: hand-written backward pass (:func:`emoser.speed.frontend_gemm`, only the samples that
+    #: hand-written backward pass (:func:`emoser.nn.kernels.frontend_gemm`, only the samples that
     #: reach the output); ``False``: with the modules, as written below. Chapter 8 times both.
     gemm_frontend: bool = True
 
     #: ``True``: with two or more LSTM layers on their fused path, run them together as a
-    #: wavefront (:func:`emoser.speed.lstm_stack_last`, the same result); ``False``: one
+    #: wavefront (:func:`emoser.nn.kernels.lstm_stack_last`, the same result); ``False``: one
     #: layer after the other, as written in :meth:`_forward`. Chapter 8 times both.
     wavefront_lstm: bool = True
 
@@ -179,7 +186,7 @@ class AudioNet(nn.Module):
         """Features of independent frames: ``M × D`` → ``M × F``.
 
         With ``gemm_frontend`` (the default) and no ``trace``, the same function is computed
-        by :func:`emoser.speed.frontend_gemm` (chapter 8); otherwise by
+        by :func:`emoser.nn.kernels.frontend_gemm` (chapter 8); otherwise by
         :meth:`frontend_literal`, the modules applied one after the other.
 
         Chapter: chapters/05_audionet.ipynb
@@ -196,7 +203,8 @@ class AudioNet(nn.Module):
         return self.frontend_literal(frames, trace)
 
     def frontend_literal(self, frames: torch.Tensor, trace: list | None = None) -> torch.Tensor:
-        """The front-end as the spec writes it: average pooling, then per block conv, ReLU, max pooling.
+        """The front-end as the spec writes it: average pooling, then per block conv, ReLU,
+        max pooling.
 
         Arguments and result as in :meth:`frontend`; this also gives the frames a gradient.
 
@@ -219,6 +227,43 @@ class AudioNet(nn.Module):
                 y = note(f"max pooling {k}", self.maxpool(y))
         return note("flatten (M×F)", y.flatten(1))
 
+    def frontend_width(self) -> int:
+        """``F``: the number of features the front-end makes of one frame.
+
+        Pushes one all-zero frame through the CNN and reads the width of the result.
+
+        Chapter: chapters/05_audionet.ipynb
+        """
+        with torch.no_grad():
+            return int(self.frontend(torch.zeros(1, self.inDim)).shape[1])
+
+    def sequence_features(self, x: torch.Tensor, lengths: torch.Tensor,
+                          trace: list | None = None) -> torch.Tensor:
+        """Front-end features of the valid frames only, scattered back into padded sequences.
+
+        The padded frames never go through the CNN: the valid frames of the whole batch are
+        gathered (``M = sum(lengths)`` of them), the front-end turns them into features, and
+        the features are put back at their places; padded steps hold zeros.
+
+        Args:
+            x (torch.Tensor): ``N × T × D`` zero-padded frames.
+            lengths (torch.Tensor): ``N`` valid frame counts in ``1..T``.
+            trace (list | None): If given, ``(stage name, shape)`` pairs are appended.
+
+        Returns:
+            torch.Tensor: ``N × T' × F`` features, ``T' = max(lengths)``.
+
+        Chapter: chapters/05_audionet.ipynb
+        """
+        n, steps = x.shape[0], int(lengths.max())
+        x = x[:, :steps]  # padding beyond the longest sequence is never used
+        mask = torch.arange(steps, device=x.device).view(1, steps) < lengths.view(n, 1)
+        feats = self.frontend(x[mask], trace)  # only valid frames: M = sum(lengths)
+        seq = x.new_zeros(n, steps, self.feature_size).index_put((mask,), feats)
+        if trace is not None:
+            trace.append(("features scattered back (N×T×F)", tuple(seq.shape)))
+        return seq
+
     def _forward(self, x: torch.Tensor, lengths=None, trace: list | None = None) -> torch.Tensor:
         if x.ndim != 3 or x.shape[2] != self.inDim:
             raise ValueError(f"AudioNet expects input N × T × {self.inDim}, got {tuple(x.shape)}")
@@ -235,17 +280,13 @@ class AudioNet(nn.Module):
         else:
             lengths = torch.as_tensor(lengths, dtype=torch.long, device=x.device)
             if lengths.shape != (n,):
-                raise ValueError(f"AudioNet: lengths must have shape ({n},), got {tuple(lengths.shape)}")
+                raise ValueError(f"AudioNet: lengths must have shape ({n},), "
+                                 f"got {tuple(lengths.shape)}")
             lo, hi = int(lengths.min()), int(lengths.max())
             if lo < 1 or hi > t_pad:
-                raise ValueError(f"AudioNet: lengths must lie in 1..{t_pad}, got min {lo}, max {hi}")
-        steps = int(lengths.max())
-        x = x[:, :steps]  # padding beyond the longest sequence is never used
-        mask = torch.arange(steps, device=x.device).view(1, steps) < lengths.view(n, 1)
-        feats = self.frontend(x[mask], trace)  # only valid frames: M = sum(lengths)
-        seq = x.new_zeros(n, steps, self.feature_size).index_put((mask,), feats)
-        if trace is not None:
-            trace.append(("features scattered back (N×T×F)", tuple(seq.shape)))
+                raise ValueError(f"AudioNet: lengths must lie in 1..{t_pad}, "
+                                 f"got min {lo}, max {hi}")
+        seq = self.sequence_features(x, lengths, trace)
         if trace is None and self._use_wavefront():
             return self.fc(F.relu(lstm_stack_last(self.lstm, seq, lengths)))
         h = seq
@@ -262,7 +303,8 @@ class AudioNet(nn.Module):
         return logits
 
     def _use_wavefront(self) -> bool:
-        return self.wavefront_lstm and len(self.lstm) >= 2 and all(layer.fast and layer.fused for layer in self.lstm)
+        return (self.wavefront_lstm and len(self.lstm) >= 2
+                and all(layer.fast and layer.fused for layer in self.lstm))
 
     def forward(self, x: torch.Tensor, lengths=None) -> torch.Tensor:
         """Classify padded frame sequences.
@@ -271,7 +313,8 @@ class AudioNet(nn.Module):
 
         Args:
             x (torch.Tensor): ``N × T × D`` zero-padded frames (dtype of the model).
-            lengths: ``N`` valid frame counts in ``1..T`` (``LongTensor``); ``None`` means all ``T``.
+            lengths: ``N`` valid frame counts in ``1..T`` (``LongTensor``); ``None`` means
+                all ``T``.
 
         Returns:
             torch.Tensor: Logits ``N × numClass`` (feed to ``cross_entropy``).

@@ -1,4 +1,5 @@
-"""Trying a trained model on new recordings: the command line from Python, a synthetic voice, uploads.
+"""Trying a trained model on new recordings: the command line from Python,
+a synthetic voice, uploads.
 
 * :func:`run_cli` runs ``python -m emoser ...`` inside the current Python process, prints the
   command line and what it printed (errors included), and hands back the exit code and the
@@ -27,11 +28,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import standin as _standin
-from .data.config import DEFAULT_RATE, cache_dir, in_colab
+from .. import cli
+from ..common import DEFAULT_RATE, in_colab
+from ..data.audio import resample
+from ..data.cache import cache_dir
+from ..data.standin import PROFILES, formant_say, synthesis_engine
+from ..data.tess import normalize_emotion
 
 __all__ = ["CliRun", "run_cli", "parse_prediction", "SPEAK_PROFILES", "speak", "Uploads",
-           "record_or_upload", "to_wav", "plot_probabilities"]
+           "record_or_upload", "to_wav"]
 
 
 # --------------------------------------------------------------------------- the command line
@@ -152,8 +157,6 @@ def run_cli(argv: Sequence, *, cwd: str | os.PathLike | None = None, aliases: Ma
 
     Chapter: chapters/12_your_voice.ipynb
     """
-    from . import cli
-
     argv = [str(a) for a in argv]
     short = _aliases(aliases)
     command = _shorten(shlex.join(["python", "-m", "emoser", *argv]), short)
@@ -179,7 +182,7 @@ def run_cli(argv: Sequence, *, cwd: str | os.PathLike | None = None, aliases: Ma
 # --------------------------------------------------------------------------- a synthetic voice
 #: eSpeak NG prosody per emotion: (words per minute, pitch 0-100, pitch range 0-100, volume 0-200),
 #: the mean profiles of the stand-in corpus (:mod:`emoser.data.standin`), without its jitter.
-SPEAK_PROFILES = dict(_standin._PROFILES)
+SPEAK_PROFILES = dict(PROFILES)
 
 
 def speak(text: str, emotion: str = "neutral", *, voice: str = "en-us+f2", rate: int = DEFAULT_RATE,
@@ -211,26 +214,23 @@ def speak(text: str, emotion: str = "neutral", *, voice: str = "en-us+f2", rate:
 
     Chapter: chapters/12_your_voice.ipynb
     """
-    from .data.audio import _resample
-    from .data.tess import normalize_emotion
-
     emotion = normalize_emotion(emotion)
     if not str(text).strip():
         raise ValueError("speak() needs some text to say")
     if int(rate) <= 0:
         raise ValueError(f"rate must be a positive number of samples per second, got {rate}")
     wpm, pitch, prange, volume = SPEAK_PROFILES[emotion]
-    kind, synth = _standin._engine(engine)
+    kind, synth = synthesis_engine(engine)
     if synth is not None:
         ints, sr = synth.say(str(text), voice, wpm, pitch, prange, volume, seed=1 + int(seed))
         wave = ints.astype(np.float32) / np.float32(32768.0)
     else:
         words = re.findall(r"[A-Za-z]+", str(text)) or ["word"]
         sr = 22050
-        wave = _standin._formant_say(words[-1].lower(), wpm, pitch, prange, volume, 0.0, sr,
+        wave = formant_say(words[-1].lower(), wpm, pitch, prange, volume, 0.0, sr,
                             np.random.default_rng(seed))
     if sr != int(rate):
-        wave = _resample(wave, sr, int(rate))
+        wave = resample(wave, sr, int(rate))
     silence = np.zeros(int(round(pause * int(rate))), np.float32)
     return np.concatenate([silence, wave.astype(np.float32), silence])
 
@@ -240,7 +240,8 @@ _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 def _safe_name(name: str) -> str:
-    """A plain file name: no folders, no spaces or odd characters (``my take 1.wav`` -> ``my_take_1.wav``)."""
+    """A plain file name: no folders, no spaces or odd characters
+    (``my take 1.wav`` -> ``my_take_1.wav``)."""
     stem = _SAFE.sub("_", Path(str(name)).name).strip("._") or "recording"
     return stem
 
@@ -382,49 +383,3 @@ def record_or_upload(folder: str | os.PathLike | None = None,
 
 
 # --------------------------------------------------------------------------- the figure
-def plot_probabilities(results: Mapping[str, Mapping[str, float]], title: str = "Class probabilities",
-                       truth: Mapping[str, str] | None = None):
-    """Bar charts of the class probabilities of several files, one panel per file.
-
-    Args:
-        results (Mapping): ``{file label: {class: probability}}`` (e.g. from
-            :attr:`CliRun.probabilities`); every file must have the same classes.
-        title (str): the figure's title.
-        truth (Mapping | None): ``{file label: true class}`` where known: that bar gets an edge
-            and the panel title says it.
-
-    Returns:
-        matplotlib.figure.Figure: the figure.
-
-    Raises:
-        ValueError: no results, or files with different classes.
-
-    Chapter: chapters/12_your_voice.ipynb
-    """
-    import matplotlib.pyplot as plt
-
-    if not results:
-        raise ValueError("plot_probabilities needs at least one file's probabilities")
-    labels = list(results)
-    classes = list(results[labels[0]])
-    for label in labels:
-        if list(results[label]) != classes:
-            raise ValueError(f"{label!r} has classes {list(results[label])}, expected {classes}")
-    truth = dict(truth or {})
-    n = len(labels)
-    fig, axes = plt.subplots(1, n, figsize=(max(2.3 * n, 4.0), 3.4), sharey=True, squeeze=False,
-                             constrained_layout=True)
-    for ax, label in zip(axes[0], labels):
-        probs = np.array([results[label][c] for c in classes], dtype=float)
-        colors = [f"C{k}" for k in range(len(classes))]
-        bars = ax.bar(range(len(classes)), probs, color=colors)
-        if label in truth and truth[label] in classes:
-            bars[classes.index(truth[label])].set(edgecolor="black", linewidth=2)
-        ax.set_xticks(range(len(classes)), classes, rotation=45 if len(classes) > 3 else 0)
-        ax.set_ylim(0, 1.05)
-        ax.axhline(1 / len(classes), color="gray", lw=0.8, ls="--")
-        ax.set_title(label + (f"\n(true: {truth[label]})" if label in truth else ""), fontsize=9)
-        ax.set_xlabel("class")
-    axes[0, 0].set_ylabel("probability")
-    fig.suptitle(title)
-    return fig

@@ -17,14 +17,15 @@ Chapter: chapters/03_lstm_cell.ipynb (cell), chapters/04_lstm_layer.ipynb (layer
 from __future__ import annotations
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
-from .speed import lstm_recurrence
+from .kernels.recurrence import lstm_recurrence
 
 __all__ = [
     "LstmCell",
     "LstmLayer",
+    "fast_steps",
     "torch_gate_weights",
     "copy_to_torch_lstm",
     "copy_to_torch_lstm_cell",
@@ -48,7 +49,8 @@ class LstmCell(nn.Module):
     def __init__(self, input_size: int, hidden_size: int):
         super().__init__()
         if input_size < 1 or hidden_size < 1:
-            raise ValueError(f"input_size and hidden_size must be >= 1, got {input_size}, {hidden_size}")
+            raise ValueError("input_size and hidden_size must be >= 1, "
+                             f"got {input_size}, {hidden_size}")
         self.input_size = int(input_size)
         self.hidden_size = int(hidden_size)
         n = self.input_size + self.hidden_size
@@ -63,7 +65,8 @@ class LstmCell(nn.Module):
         Chapter: chapters/03_lstm_cell.ipynb
 
         Args:
-            x (torch.Tensor): ``N × I`` (or ``N × T × I``) input; only batch size, device, dtype are used.
+            x (torch.Tensor): ``N × I`` (or ``N × T × I``) input; only batch size, device,
+                dtype are used.
 
         Returns:
             tuple: ``(h, c)``, both ``N × H`` zeros.
@@ -106,6 +109,38 @@ def _check_lengths(lengths, n: int, t: int, device) -> torch.Tensor:
     return lengths
 
 
+def fast_steps(xg: torch.Tensor, w_h: torch.Tensor, h: torch.Tensor, c: torch.Tensor):
+    """The LSTM steps of the fast path: one state product per step, the gates of chapter 3.
+
+    The input part of every gate at every step is already in ``xg`` (one product for all
+    steps); each step adds the state part ``h W_hᵀ`` and applies the cell's equations.
+
+    Args:
+        xg (torch.Tensor): ``T × N × 4H`` input parts of the gates (input, forget,
+            output, candidate), biases included.
+        w_h (torch.Tensor): ``4H × H`` state weights of the four gates.
+        h, c (torch.Tensor): the state before the first step, each ``N × H``.
+
+    Returns:
+        tuple[list, list]: the states ``h_t`` and ``c_t`` of every step.
+
+    Chapter: chapters/04_lstm_layer.ipynb
+    """
+    hid = w_h.shape[1]
+    w_h_t = w_h.t()
+    hs, cs = [], []
+    for xg_t in xg.unbind(0):
+        z = torch.addmm(xg_t, h, w_h_t)
+        ifo = torch.sigmoid(z[:, : 3 * hid])
+        g = torch.tanh(z[:, 3 * hid:])
+        i, f, o = ifo.chunk(3, dim=1)
+        c = f * c + i * g
+        h = o * torch.tanh(c)
+        hs.append(h)
+        cs.append(c)
+    return hs, cs
+
+
 class LstmLayer(nn.Module):
     """An LSTM layer: the cell run over ``t = 0 … T-1`` from a zero state.
 
@@ -123,8 +158,9 @@ class LstmLayer(nn.Module):
             steps and one state product per step (same equations, same parameters);
             ``False``: call the literal :class:`LstmCell` at every step.
         fused (bool): With the fast path, run the recurrence as one autograd node whose
-            backward pass through time is written by hand (:func:`emoser.speed.lstm_recurrence`,
-            chapter 8); ``False``: let autograd record every step.
+            backward pass through time is written by hand
+            (:func:`emoser.nn.kernels.lstm_recurrence`, chapter 8); ``False``: let autograd
+            record every step.
 
     Attributes:
         cell (LstmCell): Holds the four gate layers (the only parameters).
@@ -161,7 +197,8 @@ class LstmLayer(nn.Module):
 
         Args:
             x (torch.Tensor): ``N × T × I``.
-            lengths: Valid steps per sequence (``N`` integers in ``1..T``); ``None`` means all ``T``.
+            lengths: Valid steps per sequence (``N`` integers in ``1..T``); ``None`` means
+                all ``T``.
             last_only (bool): Return only each sequence's state at step ``length - 1``.
             state (tuple | None): Initial ``(h, c)``, each ``N × H``; ``None`` means zeros.
             fast (bool | None): Override the layer's ``fast`` setting for this call.
@@ -172,7 +209,8 @@ class LstmLayer(nn.Module):
             ``(h_all, c_all)`` (each ``N × T × H``).
         """
         if x.ndim != 3 or x.shape[2] != self.input_size:
-            raise ValueError(f"LstmLayer expects input N × T × {self.input_size}, got {tuple(x.shape)}")
+            raise ValueError(f"LstmLayer expects input N × T × {self.input_size}, "
+                             f"got {tuple(x.shape)}")
         n, t_pad, _ = x.shape
         if t_pad == 0:
             raise ValueError("LstmLayer got sequences with T = 0 steps")
@@ -192,19 +230,9 @@ class LstmLayer(nn.Module):
             h_all, c_all = h_all.transpose(0, 1), c_all.transpose(0, 1)
         elif use_fast:
             w_x, w_h, b = self.stacked_weights()
-            hid = self.hidden_size
             # input part of all gates, all steps: one product, laid out T × N × 4H
             xg = F.linear(x[:, :steps].transpose(0, 1), w_x, b)
-            w_h_t = w_h.t()
-            for xg_t in xg.unbind(0):
-                z = torch.addmm(xg_t, h, w_h_t)
-                ifo = torch.sigmoid(z[:, : 3 * hid])
-                g = torch.tanh(z[:, 3 * hid:])
-                i, f, o = ifo.chunk(3, dim=1)
-                c = f * c + i * g
-                h = o * torch.tanh(c)
-                hs.append(h)
-                cs.append(c)
+            hs, cs = fast_steps(xg, w_h, h, c)
         else:
             for x_t in x[:, :steps].unbind(1):
                 h, c = self.cell(x_t, (h, c))
@@ -219,7 +247,8 @@ class LstmLayer(nn.Module):
             idx = (lengths - 1).view(n, 1, 1).expand(n, 1, self.hidden_size)
             return h_all.gather(1, idx).squeeze(1), c_all.gather(1, idx).squeeze(1)
         if lengths is not None:
-            valid = (torch.arange(steps, device=x.device).view(1, steps) < lengths.view(n, 1)).unsqueeze(2)
+            valid = (torch.arange(steps, device=x.device).view(1, steps)
+                     < lengths.view(n, 1)).unsqueeze(2)
             zero = h_all.new_zeros(())
             h_all = torch.where(valid, h_all, zero)
             c_all = torch.where(valid, c_all, zero)
@@ -264,7 +293,8 @@ def torch_gate_weights(module, grad: bool = False):
     w = torch.cat([get(g.weight) for g in gates], dim=0)
     b = torch.cat([get(g.bias) for g in gates], dim=0)
     i = cell.input_size
-    return w[:, :i].clone(), w[:, i:].clone(), b.clone(), (b.clone() if grad else torch.zeros_like(b))
+    return (w[:, :i].clone(), w[:, i:].clone(), b.clone(),
+            (b.clone() if grad else torch.zeros_like(b)))
 
 
 def copy_to_torch_lstm(layer: LstmLayer) -> nn.LSTM:
@@ -329,7 +359,8 @@ def from_torch(module: nn.LSTM | nn.LSTMCell):
         cell = target
     elif isinstance(module, nn.LSTM):
         if module.num_layers != 1 or module.bidirectional or module.proj_size:
-            raise ValueError("from_torch supports one-layer, unidirectional nn.LSTM without proj_size")
+            raise ValueError("from_torch supports one-layer, unidirectional nn.LSTM "
+                             "without proj_size")
         w_ih, w_hh = module.weight_ih_l0, module.weight_hh_l0
         b_ih = getattr(module, "bias_ih_l0", None)
         b_hh = getattr(module, "bias_hh_l0", None)
@@ -346,7 +377,8 @@ def from_torch(module: nn.LSTM | nn.LSTMCell):
         bias = bias + b_hh.detach()
     w = torch.cat([w_ih.detach(), w_hh.detach()], dim=1)
     with torch.no_grad():
-        for k, gate in enumerate((cell.input_gate, cell.forget_gate, cell.candidate, cell.output_gate)):
+        for k, gate in enumerate((cell.input_gate, cell.forget_gate, cell.candidate,
+                                  cell.output_gate)):
             gate.weight.copy_(w[k * hid:(k + 1) * hid])
             gate.bias.copy_(bias[k * hid:(k + 1) * hid])
     return target

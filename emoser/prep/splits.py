@@ -11,7 +11,8 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-__all__ = ["stratified_split", "speaker_split", "word_disjoint_split"]
+__all__ = ["stratified_split", "speaker_split", "word_disjoint_split", "record_field",
+           "speaker_indices", "random_indices"]
 
 
 def _as_index(idx) -> np.ndarray:
@@ -23,7 +24,8 @@ def _check_fraction(name: str, value: float) -> None:
         raise ValueError(f"{name} must be a fraction strictly between 0 and 1, got {value!r}")
 
 
-def stratified_split(labels, test_size: float = 0.3, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def stratified_split(labels, test_size: float = 0.3,
+                     seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Split indices at random so that every class keeps the same proportion.
 
     For each class with ``n`` examples, ``floor(n * test_size + 0.5)`` of them
@@ -154,3 +156,71 @@ def word_disjoint_split(words: Sequence[str], labels=None, val_size: float = 0.2
                 raise ValueError(f"class(es) {sorted(missing)} missing from the {side} side of the "
                                  f"word split (seed {seed}); try another seed or a larger val_size")
     return _as_index(train), _as_index(val)
+
+
+def record_field(data, name: str) -> np.ndarray:
+    """One field of every record of ``data`` (e.g. ``"speaker"`` or ``"word"``) as an array.
+
+    Chapter: chapters/10_speaker_independent.ipynb
+    """
+    records = getattr(data, "records", None)
+    if records is None or len(records) != len(data.labels):
+        raise ValueError(f"data needs one record (with a `{name}`) per example, e.g. a TessData")
+    return np.asarray([getattr(r, name) for r in records])
+
+
+def speaker_indices(data, train_speaker: str | Sequence[str], test_speaker: str | Sequence[str],
+                    val_size: float = 0.2,
+                    seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Train on some voices, validate on held-out words of the same voices, test on others.
+
+    The validation set is carved out of the *training* speaker's recordings by
+    :func:`emoser.splits.word_disjoint_split` (no word on both sides, every class on
+    both sides), so nothing about the test speaker is used before the final test.
+
+    Args:
+        data: a :class:`emoser.data.TessData` (needs ``labels`` and ``records`` with
+            ``speaker`` and ``word``).
+        train_speaker (str | sequence of str): speaker(s) to train on, e.g. ``"YAF"``.
+        test_speaker (str | sequence of str): speaker(s) to test on, e.g. ``"OAF"``.
+        val_size (float): fraction of the training speaker's examples held out (whole words).
+        seed (int): which words are held out.
+
+    Returns:
+        tuple[np.ndarray, np.ndarray, np.ndarray]: ``(train_idx, val_idx, test_idx)``,
+        sorted and disjoint.
+
+    Raises:
+        ValueError: a speaker on both sides or missing, or a class missing on one side.
+
+    Chapter: chapters/10_speaker_independent.ipynb
+    """
+    speakers = record_field(data, "speaker")
+    words = record_field(data, "word")
+    labels = np.asarray(data.labels)
+    train, test = speaker_split(speakers, train_speaker, test_speaker)
+    tr, va = word_disjoint_split(words[train], labels[train], val_size=val_size, seed=seed)
+    return train[tr], train[va], test
+
+
+def random_indices(data, test_size: float = 0.3, val_size: float = 0.2,
+                   seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A stratified random test split, then a word-disjoint validation set from the training part.
+
+    Args:
+        data: a :class:`emoser.data.TessData` (needs ``labels`` and ``records`` with ``word``).
+        test_size (float): fraction of each class held out for testing (stratified, seeded).
+        val_size (float): fraction of the training examples held out for validation (whole words).
+        seed (int): seed of both splits.
+
+    Returns:
+        tuple[np.ndarray, np.ndarray, np.ndarray]: ``(train_idx, val_idx, test_idx)``,
+        sorted and disjoint.
+
+    Chapter: chapters/10_speaker_independent.ipynb
+    """
+    words = record_field(data, "word")
+    labels = np.asarray(data.labels)
+    train, test = stratified_split(labels, test_size=test_size, seed=seed)
+    tr, va = word_disjoint_split(words[train], labels[train], val_size=val_size, seed=seed)
+    return train[tr], train[va], test

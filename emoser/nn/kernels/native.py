@@ -1,6 +1,7 @@
 """Fused CPU kernels for the default training path, compiled on first use.
 
-``emoser/native_kernels.c`` holds kernels of the same equations as :mod:`emoser.speed`: the
+``emoser/nn/kernels/native_kernels.c`` holds kernels of the same equations as
+:mod:`emoser.nn.kernels`: the
 LSTM recurrence with its backward pass through time, block 1 of the CNN front-end (average
 pooling, convolution, ReLU, max pooling) with its backward pass, and the ReLU + max pooling
 of the later blocks. On a CPU these loops are dominated by the cost of *calling* small
@@ -32,6 +33,8 @@ from importlib import resources
 from pathlib import Path
 
 import torch
+
+from ...data.cache import cache_dir
 
 __all__ = ["ENV_NATIVE", "NativeBuildError", "enabled", "override", "kernels", "status", "build"]
 
@@ -101,7 +104,7 @@ def override(on: bool):
 
 
 def _source() -> bytes:
-    return resources.files("emoser").joinpath("native_kernels.c").read_bytes()
+    return resources.files("emoser.nn.kernels").joinpath("native_kernels.c").read_bytes()
 
 
 def _cpu_key() -> str:
@@ -154,8 +157,6 @@ def build(folder: Path | None = None) -> dict:
     Raises:
         NativeBuildError: No C compiler, or the build or the loading failed.
     """
-    from .data.config import cache_dir
-
     cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
     if not cc:
         raise NativeBuildError("no C compiler found (set $CC, or install gcc or clang)")

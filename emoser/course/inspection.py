@@ -1,4 +1,4 @@
-"""Looking inside the model: gate activations, simple frame features, tables, errors, timings.
+"""Looking inside the model: gate activations, simple frame features, parameters, errors, timings.
 
 Small helpers used by the chapters that take the LSTM and AudioNet apart. Nothing here is
 needed to train a model; everything here helps to *see* what a model does.
@@ -9,27 +9,23 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-__all__ = [
-    "frame_features",
-    "gate_trace",
-    "plot_gates",
-    "parameter_table",
-    "format_table",
-    "max_abs_error",
-    "time_call",
-    "compare_timings",
-]
+from ..common import DEFAULT_FRAME_LENGTH, as_numpy
+from ..prep.framing import frame_signal
+
+__all__ = ["GATE_NAMES", "frame_features", "gate_trace", "parameter_table", "max_abs_error",
+           "time_call", "compare_timings", "autograd_saved_bytes"]
 
 GATE_NAMES = ("i", "f", "o", "g", "c", "h")
 
 
-def frame_features(wave, frame_length: int = 500, hop: int | None = None,
+def frame_features(wave, frame_length: int = DEFAULT_FRAME_LENGTH, hop: int | None = None,
                    floor_db: float = -60.0) -> np.ndarray:
     """Two hand-made features per frame: level (dB) and zero-crossing rate.
 
@@ -49,8 +45,6 @@ def frame_features(wave, frame_length: int = 500, hop: int | None = None,
     Returns:
         np.ndarray: ``(n_frames, 2)`` float64, columns level (dB) and zero-crossing rate.
     """
-    from .frames import frame_signal
-
     frames = frame_signal(wave, frame_length, hop).astype(np.float64)
     rms = np.sqrt(np.mean(frames ** 2, axis=1))
     peak = rms.max()
@@ -59,7 +53,8 @@ def frame_features(wave, frame_length: int = 500, hop: int | None = None,
     else:
         level = np.full(rms.shape, float(floor_db))
     signs = np.signbit(frames)
-    zcr = (signs[:, 1:] != signs[:, :-1]).mean(axis=1) if frame_length > 1 else np.zeros(len(frames))
+    zcr = ((signs[:, 1:] != signs[:, :-1]).mean(axis=1) if frame_length > 1
+           else np.zeros(len(frames)))
     return np.stack([level, zcr], axis=1)
 
 
@@ -113,81 +108,6 @@ def gate_trace(cell: nn.Module, x: torch.Tensor, state=None) -> dict:
     return result
 
 
-def plot_gates(trace: dict, inputs=None, input_labels: Sequence[str] | None = None,
-               units: Sequence[int] | None = None, step_seconds: float | None = None,
-               title: str | None = None):
-    """Plot the gates and the state of an LSTM cell over time (one sequence).
-
-    Top row: the inputs (optional). Then one row per hidden unit: on the left the three
-    gates ``i``, ``f``, ``o`` (between 0 and 1), on the right the candidate ``g``, the
-    cell state ``c`` and the output ``h``.
-
-    Chapter: chapters/03_lstm_cell.ipynb
-
-    Args:
-        trace (dict): from :func:`gate_trace` for one sequence (tensors ``T × H``).
-        inputs (array-like | None): ``T × I`` inputs to draw in the top row.
-        input_labels (sequence of str | None): one legend label per input column.
-        units (sequence of int | None): hidden units to draw (default all, at most 4).
-        step_seconds (float | None): duration of one step; the x axis is then in seconds.
-        title (str | None): title of the figure.
-
-    Returns:
-        matplotlib.figure.Figure: the figure.
-    """
-    import matplotlib.pyplot as plt
-
-    arrays = {k: _numpy(v) for k, v in trace.items()}
-    if arrays["h"].ndim != 2:
-        raise ValueError("plot_gates draws one sequence: pass a trace with T × H tensors")
-    steps, hid = arrays["h"].shape
-    units = list(range(min(hid, 4))) if units is None else list(units)
-    t = np.arange(steps) * (step_seconds if step_seconds else 1.0)
-    xlabel = "time (s)" if step_seconds else "time step t"
-    rows = len(units) + (inputs is not None)
-    fig, axes = plt.subplots(rows, 2, figsize=(10, 2.4 * rows), squeeze=False,
-                             constrained_layout=True, sharex=True)
-    r = 0
-    if inputs is not None:
-        inp = _numpy(inputs).reshape(steps, -1)
-        labels = list(input_labels) if input_labels else [f"input {k}" for k in range(inp.shape[1])]
-        if inp.shape[1] <= 2:  # one panel per input
-            for k, ax in enumerate(axes[0]):
-                if k < inp.shape[1]:
-                    ax.plot(t, inp[:, k], color=f"C{7 + k}")
-                    ax.set_title(f"input: {labels[k]}")
-                    ax.set_ylabel(labels[k])
-                else:
-                    ax.axis("off")
-        else:  # all inputs in one panel
-            for k in range(inp.shape[1]):
-                axes[0, 0].plot(t, inp[:, k], label=labels[k])
-            axes[0, 0].set_title("inputs")
-            axes[0, 0].set_ylabel("value")
-            axes[0, 0].legend(loc="upper right", fontsize="small")
-            axes[0, 1].axis("off")
-        r = 1
-    for u in units:
-        left, right = axes[r]
-        for name, color in (("i", "C0"), ("f", "C1"), ("o", "C2")):
-            left.plot(t, arrays[name][:, u], color=color, label=f"{name} (gate)")
-        left.set_ylim(-0.05, 1.05)
-        left.set_title(f"unit {u}: gates")
-        left.set_ylabel("gate value")
-        left.legend(loc="center right", fontsize="small")
-        for name, color, style in (("g", "C4", ":"), ("c", "C3", "-"), ("h", "C5", "--")):
-            right.plot(t, arrays[name][:, u], style, color=color, label=name)
-        right.set_title(f"unit {u}: candidate g, cell state c, output h")
-        right.set_ylabel("value")
-        right.legend(loc="center right", fontsize="small")
-        r += 1
-    for ax in axes[-1]:
-        ax.set_xlabel(xlabel)
-    if title:
-        fig.suptitle(title)
-    return fig
-
-
 def parameter_table(model: nn.Module) -> list[tuple[str, int]]:
     """Trainable parameters of each top-level submodule, and the total.
 
@@ -220,33 +140,6 @@ def parameter_table(model: nn.Module) -> list[tuple[str, int]]:
     return rows
 
 
-def format_table(rows: Sequence[Sequence], headers: Sequence[str]) -> str:
-    """Rows as an aligned plain-text table (for printing in a chapter).
-
-    Chapter: chapters/05_audionet.ipynb
-
-    Args:
-        rows: the rows, each a sequence of values (converted with ``str``).
-        headers: one header per column.
-
-    Returns:
-        str: the table, a header line, a rule, and one line per row; numbers right-aligned.
-    """
-    headers = [str(h) for h in headers]
-    cells = [[str(v) for v in row] for row in rows]
-    for k, row in enumerate(cells):
-        if len(row) != len(headers):
-            raise ValueError(f"row {k} has {len(row)} values for {len(headers)} headers")
-    numeric = [all(_is_number(row[j]) for row in rows) if rows else False for j in range(len(headers))]
-    widths = [max([len(headers[j])] + [len(row[j]) for row in cells]) for j in range(len(headers))]
-
-    def line(values):
-        return "  ".join(v.rjust(w) if num else v.ljust(w)
-                         for v, w, num in zip(values, widths, numeric)).rstrip()
-
-    return "\n".join([line(headers), "  ".join("-" * w for w in widths)] + [line(r) for r in cells])
-
-
 def max_abs_error(a, b) -> float:
     """Largest absolute difference between two tensors (or two equally long sequences of them).
 
@@ -262,7 +155,7 @@ def max_abs_error(a, b) -> float:
         if len(a) != len(b):
             raise ValueError(f"max_abs_error: {len(a)} tensors against {len(b)}")
         return max([max_abs_error(x, y) for x, y in zip(a, b)], default=0.0)
-    x, y = _numpy(a).astype(np.float64), _numpy(b).astype(np.float64)
+    x, y = as_numpy(a).astype(np.float64), as_numpy(b).astype(np.float64)
     if x.shape != y.shape:
         raise ValueError(f"max_abs_error: shapes differ, {x.shape} vs {y.shape}")
     return float(np.abs(x - y).max()) if x.size else 0.0
@@ -330,11 +223,32 @@ def compare_timings(functions: dict, repeat: int = 5, warmup: int = 1) -> dict:
     return best
 
 
-def _numpy(x) -> np.ndarray:
-    if isinstance(x, torch.Tensor):
-        return x.detach().cpu().numpy()
-    return np.asarray(x)
+def autograd_saved_bytes(fn: Callable[[], Any]) -> int:
+    """Bytes of the tensors autograd keeps for the backward pass while ``fn()`` runs.
 
+    Under ``torch.no_grad()`` nothing is kept; without it, every operation on tensors that
+    require gradients saves its inputs or outputs until the result is freed. Storages shared
+    by several saved tensors are counted once.
 
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    Args:
+        fn (callable): runs a forward pass, e.g. ``lambda: model(x, lengths)``.
+
+    Returns:
+        int: bytes of distinct storages saved for backward.
+
+    Chapter: chapters/09_what_went_wrong.ipynb
+    """
+    seen: dict[int, int] = {}
+
+    def pack(t):
+        try:
+            storage = t.untyped_storage()
+            seen[storage.data_ptr()] = storage.nbytes()
+        except (RuntimeError, NotImplementedError):  # e.g. tensors without storage
+            pass
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        result = fn()
+    del result
+    return int(sum(seen.values()))

@@ -1,74 +1,19 @@
-"""Looking at a data set before modelling it: per-utterance statistics, per-class summaries,
-one-number baselines, padding costs, and paths made safe to print.
+"""Measuring a data set before modelling it: per-utterance statistics, per-class summaries,
+one-number baselines, padding costs, and acoustic statistics per speaker and emotion.
 
-Chapter: chapters/01_data.ipynb (statistics) and chapters/02_framing.ipynb (padding).
+Chapter: chapters/01_data.ipynb (statistics), chapters/02_framing.ipynb (padding),
+chapters/10_speaker_independent.ipynb (acoustics per speaker).
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 import numpy as np
 
-__all__ = [
-    "redact_paths",
-    "utterance_stats",
-    "describe_by_class",
-    "threshold_accuracy",
-    "plot_class_histograms",
-    "padding_fraction",
-]
+from ..common import as_numpy
 
-
-def _numpy(x) -> np.ndarray:
-    if hasattr(x, "detach"):
-        x = x.detach().cpu().numpy()
-    return np.asarray(x)
-
-
-def redact_paths(text: str, extra: Mapping[str, str] | None = None) -> str:
-    """Replace this machine's folders in ``text`` by placeholders, so it can be printed in a book.
-
-    Replaced (longest first, each also in its fully resolved form): the folder named by
-    ``$EMOSER_TESS_DIR`` by ``$EMOSER_TESS_DIR``, the emoser cache folder by ``<cache>``, the
-    temporary folder by ``<tmp>`` and the home folder by ``~``.
-
-    Args:
-        text (str): any text, e.g. ``data.summary()`` or an error message.
-        extra (Mapping[str, str] | None): more ``{folder: placeholder}`` pairs.
-
-    Returns:
-        str: the text with those folders replaced.
-
-    Example:
-        >>> redact_paths(f"TESS at {os.environ['EMOSER_TESS_DIR']}")  # doctest: +SKIP
-        'TESS at $EMOSER_TESS_DIR'
-
-    Chapter: chapters/01_data.ipynb
-    """
-    from .data.config import ENV_TESS_DIR, cache_dir
-
-    pairs: dict[str, str] = {}
-
-    def add(folder, placeholder: str) -> None:
-        if not folder:
-            return
-        p = Path(folder).expanduser()
-        for form in {str(p), str(p.resolve())}:
-            if len(form) > 1:  # never replace a bare "/"
-                pairs.setdefault(form.rstrip(os.sep), placeholder)
-
-    add(os.environ.get(ENV_TESS_DIR, "").strip(), f"${ENV_TESS_DIR}")
-    add(cache_dir(), "<cache>")
-    add(tempfile.gettempdir(), "<tmp>")
-    add(Path.home(), "~")
-    for folder, placeholder in (extra or {}).items():
-        add(folder, placeholder)
-    for folder in sorted(pairs, key=len, reverse=True):
-        text = text.replace(folder, pairs[folder])
-    return text
+__all__ = ["utterance_stats", "describe_by_class", "threshold_accuracy", "padding_fraction",
+           "spectral_centroid", "group_means"]
 
 
 def utterance_stats(waves: Sequence, rate: int, *, pitch: bool = True, fmin: float = 80.0,
@@ -99,7 +44,7 @@ def utterance_stats(waves: Sequence, rate: int, *, pitch: bool = True, fmin: flo
 
     Chapter: chapters/01_data.ipynb
     """
-    waves = [_numpy(w).astype(np.float64).ravel() for w in waves]
+    waves = [as_numpy(w).astype(np.float64).ravel() for w in waves]
     if not waves:
         raise ValueError("utterance_stats needs at least one waveform")
     for k, w in enumerate(waves):
@@ -147,15 +92,17 @@ def describe_by_class(stats: Mapping[str, np.ndarray], labels, classes: Sequence
 
     Chapter: chapters/01_data.ipynb
     """
-    labels = _numpy(labels)
+    labels = as_numpy(labels)
     formats = dict(formats or {})
     width = max(len(n) for n in stats)
     cw = max(len(c) for c in classes)
-    lines = [f"{'statistic':<{width}}  {'class':<{cw}}  {'n':>4}  mean ± std  |  median  |  min – max"]
+    lines = [f"{'statistic':<{width}}  {'class':<{cw}}  {'n':>4}  "
+             "mean ± std  |  median  |  min – max"]
     for name, values in stats.items():
-        values = _numpy(values).astype(np.float64)
+        values = as_numpy(values).astype(np.float64)
         if values.shape != labels.shape:
-            raise ValueError(f"statistic {name!r} has {values.size} values for {labels.size} labels")
+            raise ValueError(f"statistic {name!r} has {values.size} values "
+                             f"for {labels.size} labels")
         f = formats.get(name, ".3g")
         for i, cls in enumerate(classes):
             v = values[(labels == i) & np.isfinite(values)]
@@ -188,8 +135,8 @@ def threshold_accuracy(values, labels) -> tuple[float, float, int]:
 
     Chapter: chapters/01_data.ipynb
     """
-    values = _numpy(values).astype(np.float64).ravel()
-    labels = _numpy(labels).astype(np.int64).ravel()
+    values = as_numpy(values).astype(np.float64).ravel()
+    labels = as_numpy(labels).astype(np.int64).ravel()
     if values.size == 0 or values.shape != labels.shape:
         raise ValueError(f"need as many labels as values, got {labels.size} and {values.size}")
     if not set(np.unique(labels).tolist()) <= {0, 1}:
@@ -221,48 +168,6 @@ def threshold_accuracy(values, labels) -> tuple[float, float, int]:
     return float(threshold), float(correct / n), above
 
 
-def plot_class_histograms(values, labels, classes: Sequence[str], *, xlabel: str, title: str,
-                          bins: int = 25, ax=None):
-    """Overlaid histograms of one number per example, one colour per class, shared bins.
-
-    Args:
-        values (array of float): one number per example.
-        labels (array of int): class index of every example.
-        classes (sequence of str): class names.
-        xlabel (str): what the number is, with its unit.
-        title (str): axes title.
-        bins (int): number of bins over the common range.
-        ax (matplotlib Axes | None): draw into these axes instead of a new figure.
-
-    Returns:
-        matplotlib.figure.Figure: the figure.
-
-    Chapter: chapters/01_data.ipynb
-    """
-    import matplotlib.pyplot as plt
-
-    values = _numpy(values).astype(np.float64).ravel()
-    labels = _numpy(labels).ravel()
-    if values.shape != labels.shape:
-        raise ValueError(f"got {values.size} values for {labels.size} labels")
-    finite = np.isfinite(values)
-    edges = np.histogram_bin_edges(values[finite], bins=bins)
-    if ax is None:
-        fig, ax = plt.subplots()
-    else:
-        fig = ax.figure
-    for i, cls in enumerate(classes):
-        v = values[(labels == i) & finite]
-        ax.hist(v, bins=edges, alpha=0.55, label=f"{cls} (n={v.size})", color=f"C{i}")
-        if v.size:
-            ax.axvline(np.median(v), color=f"C{i}", ls="--", lw=1.2)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("number of recordings")
-    ax.set_title(title)
-    ax.legend(title="dashed: median", fontsize="small")
-    return fig
-
-
 def padding_fraction(lengths, batches: Sequence[Sequence[int]] | None = None) -> float:
     """Fraction of the padded tensors that is padding, when every batch is padded to its longest.
 
@@ -285,7 +190,7 @@ def padding_fraction(lengths, batches: Sequence[Sequence[int]] | None = None) ->
 
     Chapter: chapters/02_framing.ipynb
     """
-    lengths = _numpy(lengths).astype(np.int64).ravel()
+    lengths = as_numpy(lengths).astype(np.int64).ravel()
     if lengths.size == 0 or lengths.min() < 1:
         raise ValueError("padding_fraction needs at least one sequence, each with >= 1 frame")
     if batches is None:
@@ -298,3 +203,69 @@ def padding_fraction(lengths, batches: Sequence[Sequence[int]] | None = None) ->
         real += int(lengths[idx].sum())
         padded += int(lengths[idx].max()) * idx.size
     return 1.0 - real / padded
+
+
+def spectral_centroid(waves: Sequence, rate: int) -> np.ndarray:
+    """Spectral centroid of each waveform: the power-weighted mean frequency of its spectrum.
+
+    ``sum_k f_k |X_k|² / sum_k |X_k|²`` over the one-sided spectrum of the whole waveform
+    (mean removed). A brighter, more tense voice has a higher centroid.
+
+    Args:
+        waves (sequence of 1-D arrays): the waveforms.
+        rate (int): sampling rate in Hz.
+
+    Returns:
+        np.ndarray: one centroid in Hz per waveform (NaN for a silent one).
+
+    Raises:
+        ValueError: no waveforms, or an empty one.
+
+    Chapter: chapters/10_speaker_independent.ipynb
+    """
+    from scipy.fft import next_fast_len
+
+    if len(waves) == 0:
+        raise ValueError("spectral_centroid needs at least one waveform")
+    out = np.empty(len(waves))
+    for k, w in enumerate(waves):
+        w = np.asarray(w, dtype=np.float64).ravel()
+        if w.size == 0:
+            raise ValueError(f"waveform {k} is empty")
+        n = next_fast_len(w.size, real=True)  # zero padding to a fast length: same centroid
+        power = np.abs(np.fft.rfft(w - w.mean(), n=n)) ** 2
+        freqs = np.fft.rfftfreq(n, d=1.0 / rate)
+        total = power.sum()
+        out[k] = float((freqs * power).sum() / total) if total > 0 else np.nan
+    return out
+
+
+def group_means(stats: Mapping[str, Sequence[float]], groups: Sequence) -> dict:
+    """Mean and standard deviation of each statistic within each group.
+
+    Args:
+        stats (Mapping[str, array]): ``{name: one value per example}``.
+        groups (sequence): one hashable group key per example, e.g. ``("YAF", "happy")``.
+
+    Returns:
+        dict: ``{group: {name: (mean, std, n)}}``, groups in order of first appearance;
+        NaN values are ignored.
+
+    Chapter: chapters/10_speaker_independent.ipynb
+    """
+    keys = list(groups)
+    order = list(dict.fromkeys(keys))
+    out = {}
+    for g in order:
+        mask = np.array([k == g for k in keys])
+        row = {}
+        for name, values in stats.items():
+            values = np.asarray(values, dtype=np.float64)
+            if values.shape != mask.shape:
+                raise ValueError(f"statistic {name!r} has {values.size} values "
+                                 f"for {mask.size} examples")
+            v = values[mask & np.isfinite(values)]
+            row[name] = (float(v.mean()) if v.size else np.nan,
+                         float(v.std()) if v.size else np.nan, int(v.size))
+        out[g] = row
+    return out

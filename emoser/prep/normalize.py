@@ -1,0 +1,209 @@
+"""Normalization: one scale for all waveforms, each utterance by itself, or each speaker.
+
+The statistics come from the training waveforms only, so nothing of the test set leaks
+into training (chapter 9 measures what the leak did in the original).
+
+Chapter: chapters/02_framing.ipynb
+"""
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Iterable
+
+import numpy as np
+import torch
+
+from ..common import as_numpy
+from .splits import record_field
+
+__all__ = ["Normalizer", "PerUtteranceNormalizer", "NORMALIZATIONS", "make_normalizer",
+           "speaker_normalized"]
+
+#: The normalizations :func:`make_normalizer` knows.
+NORMALIZATIONS = ("global", "per_utterance", "none")
+
+
+@dataclass(frozen=True)
+class Normalizer:
+    """Scalar standardization ``(wave - mean) / std``.
+
+    Fit it on the training waveforms only (:meth:`fit`), then apply the same
+    statistics to every set: fitting on all data leaks the test set.
+
+    Chapter: chapters/02_framing.ipynb
+
+    Attributes:
+        mean (float): Mean of all training samples.
+        std (float): Standard deviation (population, ``ddof=0``) of all training samples.
+    """
+
+    mean: float
+    std: float
+
+    def __post_init__(self):
+        if not (math.isfinite(self.mean) and math.isfinite(self.std)) or self.std <= 0:
+            raise ValueError(
+                f"Normalizer needs a finite mean and a positive finite std, got "
+                f"mean={self.mean!r}, std={self.std!r}"
+            )
+
+    @classmethod
+    def fit(cls, waves: Iterable | np.ndarray | torch.Tensor) -> "Normalizer":
+        """Compute the scalar mean and std over the concatenation of all waveforms.
+
+        Chapter: chapters/02_framing.ipynb
+
+        Args:
+            waves: A list of 1-D waveforms (arrays or tensors), or one 1-D waveform.
+                Pass the training waveforms only.
+
+        Returns:
+            Normalizer: The fitted statistics (accumulated in float64).
+
+        Raises:
+            ValueError: If there are no samples at all, or all samples are equal (std 0).
+        """
+        if isinstance(waves, (np.ndarray, torch.Tensor)) and as_numpy(waves).ndim == 1:
+            waves = [waves]
+        arrays = [as_numpy(w).astype(np.float64, copy=False).ravel() for w in waves]
+        count = sum(a.size for a in arrays)
+        if count == 0:
+            raise ValueError("Normalizer.fit got no samples (empty list or only empty waveforms)")
+        mean = sum(float(a.sum()) for a in arrays) / count
+        var = sum(float(np.square(a - mean).sum()) for a in arrays) / count
+        std = math.sqrt(var)
+        if std == 0:
+            raise ValueError("Normalizer.fit: all samples are equal (std is 0), cannot standardize")
+        return cls(mean=float(mean), std=float(std))
+
+    def apply(self, wave):
+        """Standardize one waveform with the fitted statistics.
+
+        Chapter: chapters/02_framing.ipynb
+
+        Args:
+            wave: 1-D ``np.ndarray`` or ``torch.Tensor``.
+
+        Returns:
+            Same type as ``wave``; floating inputs keep their dtype, integer
+            NumPy input becomes float32.
+        """
+        if isinstance(wave, torch.Tensor):
+            if not wave.is_floating_point():
+                wave = wave.to(torch.float32)
+            return (wave - self.mean) / self.std
+        wave = np.asarray(wave)
+        dtype = wave.dtype if np.issubdtype(wave.dtype, np.floating) else np.float32
+        return ((wave.astype(np.float64) - self.mean) / self.std).astype(dtype)
+
+    __call__ = apply
+
+    def apply_all(self, waves: Iterable) -> list:
+        """Standardize every waveform of a list.
+
+        Chapter: chapters/02_framing.ipynb
+
+        Args:
+            waves: Iterable of 1-D waveforms.
+
+        Returns:
+            list: The standardized waveforms, in order.
+        """
+        return [self.apply(w) for w in waves]
+
+
+@dataclass(frozen=True)
+class PerUtteranceNormalizer:
+    """Standardize every waveform with its own mean and standard deviation.
+
+    Needs no training statistics at all, so it cannot leak anything from the test
+    set; it also removes loudness differences between recordings (which may or
+    may not carry emotion).
+
+    Chapter: chapters/10_speaker_independent.ipynb
+    """
+
+    eps: float = 1e-8
+
+    def apply(self, wave):
+        """Standardize one waveform by its own statistics (float64 inside, dtype kept).
+
+        Chapter: chapters/10_speaker_independent.ipynb
+        """
+        w = np.asarray(wave)
+        dtype = w.dtype if np.issubdtype(w.dtype, np.floating) else np.float32
+        w64 = w.astype(np.float64)
+        return ((w64 - w64.mean()) / max(float(w64.std()), self.eps)).astype(dtype)
+
+    __call__ = apply
+
+
+def make_normalizer(mode: str, train_waves: Sequence) -> Normalizer | PerUtteranceNormalizer | None:
+    """Build the normalizer for a run.
+
+    Args:
+        mode (str): ``"global"``: one scalar mean and std from the training waveforms
+            only (:class:`~emoser.frames.Normalizer`); ``"per_utterance"``: each
+            waveform by its own statistics; ``"none"``: no normalization.
+        train_waves (sequence of arrays): the training waveforms (used by ``"global"``).
+
+    Returns:
+        Normalizer | PerUtteranceNormalizer | None
+
+    Chapter: chapters/06_training.ipynb
+    """
+    if mode == "global":
+        return Normalizer.fit(list(train_waves))
+    if mode == "per_utterance":
+        return PerUtteranceNormalizer()
+    if mode == "none":
+        return None
+    raise ValueError(f"normalization must be one of {', '.join(NORMALIZATIONS)}, got {mode!r}")
+
+
+def speaker_normalized(data, speakers: Sequence[str] | None = None):
+    """A copy of ``data`` in which every speaker's waveforms are standardized with that
+    speaker's statistics.
+
+    For each speaker, one scalar mean and standard deviation are computed over the
+    concatenation of all of that speaker's waveforms (a :class:`emoser.frames.Normalizer`)
+    and applied to them. A loud and a quiet voice end up at the same average level, while
+    the differences *within* a voice (a happy utterance louder than a sad one) stay.
+
+    No label is used, but the statistics of a test speaker come from that speaker's
+    recordings: in practice this needs a batch of (unlabelled) recordings of every new
+    voice, and their mix of emotions shifts the statistics a little.
+
+    Args:
+        data: a :class:`emoser.data.TessData` (or any object with ``waves`` and
+            ``records`` with ``speaker``; it is copied with :func:`copy.copy`).
+        speakers (sequence of str | None): normalize only these speakers (default all).
+
+    Returns:
+        the same type as ``data``, with new ``waves`` (float32) and an extra attribute
+        ``speaker_stats``: ``{speaker: Normalizer}``.
+
+    Chapter: chapters/10_speaker_independent.ipynb
+    """
+    spk = record_field(data, "speaker")
+    chosen = sorted(set(spk.tolist())) if speakers is None else list(speakers)
+    missing = [s for s in chosen if s not in set(spk.tolist())]
+    if missing:
+        raise ValueError(f"speakers {missing} are not in the data "
+                         f"(present: {sorted(set(spk.tolist()))})")
+    waves = list(data.waves)
+    stats = {}
+    for s in chosen:
+        idx = np.flatnonzero(spk == s)
+        norm = Normalizer.fit([waves[i] for i in idx])
+        stats[s] = norm
+        for i in idx:
+            waves[i] = np.asarray(norm.apply(np.asarray(waves[i], dtype=np.float64)),
+                                  dtype=np.float32)
+    out = copy.copy(data)
+    out.waves = waves
+    out.speaker_stats = stats
+    return out

@@ -1,0 +1,191 @@
+"""How the course trains AudioNet: the recipe (optimizer, schedule, clipping, forget bias).
+
+Chapter: chapters/06_training.ipynb
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from .history import History
+from .loop import adam, call_callback, fit
+
+__all__ = ["Recipe", "RECIPE", "ORIGINAL_RECIPE", "init_forget_bias", "fit_with_recipe"]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How to train: the optimizer's settings, the schedule and the number of epochs.
+
+    Attributes:
+        epochs (int): passes over the training set.
+        lr (float): Adam's peak learning rate.
+        batch_size (int): examples per batch.
+        clip_grad_norm (float | None): rescale each batch's gradient to at most this
+            norm (None: no clipping).
+        schedule (str): ``"constant"`` (the learning rate never changes) or ``"cosine"``
+            (it falls from ``lr`` towards 0 along half a cosine, once per epoch).
+        weight_decay (float): Adam's weight decay.
+        forget_bias (float | None): initial bias of every LSTM forget gate (None:
+            leave PyTorch's default initialization). A positive value starts the
+            cell remembering, the classic remedy for an LSTM that learns slowly
+            at first (Gers et al., 2000; Jozefowicz et al., 2015); the
+            architecture does not change.
+        amsgrad (bool): use Adam's AMSGrad variant: the denominator of its step
+            never shrinks, so once the gradients have become small, a rare large
+            gradient cannot cause a large step that knocks a trained model back.
+        bucket (bool | int): group batches by length (see :func:`emoser.train.fit`).
+            Off by default: where length predicts the class (sad TESS recordings are
+            longer than happy ones), length-sorted batches hold mostly one class,
+            which makes training unstable.
+
+    Chapter: chapters/06_training.ipynb
+    """
+
+    epochs: int = 8
+    lr: float = 1e-3
+    batch_size: int = 10
+    clip_grad_norm: float | None = 1.0
+    schedule: str = "cosine"
+    weight_decay: float = 0.0
+    forget_bias: float | None = 1.0
+    amsgrad: bool = False
+    bucket: bool | int = False
+
+    def __post_init__(self):
+        if self.schedule not in ("constant", "cosine"):
+            raise ValueError("Recipe.schedule must be 'constant' or 'cosine', "
+                             f"got {self.schedule!r}")
+        if self.epochs < 0 or self.batch_size < 1 or not self.lr > 0:
+            raise ValueError(f"Recipe needs epochs >= 0, batch_size >= 1 and lr > 0, got "
+                             f"epochs={self.epochs}, batch_size={self.batch_size}, lr={self.lr}")
+
+    def lr_at(self, epoch: int) -> float:
+        """Learning rate used in ``epoch`` (counting from 1).
+
+        Chapter: chapters/06_training.ipynb
+        """
+        if self.schedule == "constant" or self.epochs < 1:
+            return self.lr
+        done = min(max(int(epoch) - 1, 0), self.epochs)
+        return self.lr * 0.5 * (1.0 + math.cos(math.pi * done / self.epochs))
+
+    def scheduler(self, optimizer: torch.optim.Optimizer):
+        """The learning-rate scheduler for ``optimizer`` (None for a constant rate).
+
+        Step it once after every epoch; the cosine schedule is
+        ``torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)``.
+
+        Chapter: chapters/06_training.ipynb
+        """
+        if self.schedule == "constant" or self.epochs < 1:
+            return None
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=self.epochs)
+
+    def replace(self, **changes) -> Recipe:
+        """A copy with some settings changed, e.g. ``RECIPE.replace(epochs=20)``.
+
+        Chapter: chapters/06_training.ipynb
+        """
+        return dataclasses.replace(self, **changes)
+
+    def as_dict(self) -> dict:
+        """The settings as a plain dict (for a checkpoint or a table).
+
+        Chapter: chapters/06_training.ipynb
+        """
+        return dataclasses.asdict(self)
+
+
+#: The course's training recipe for AudioNet on raw TESS frames (see :class:`Recipe` for the
+#: values); chapter 7 checks it on five seeds: mean test accuracy >= 99 %, none below 97 %.
+RECIPE = Recipe()
+
+
+def init_forget_bias(model: torch.nn.Module, value: float) -> int:
+    """Set the bias of every LSTM forget gate in ``model`` to ``value``.
+
+    Looks for modules with a ``forget_gate`` linear layer (as in
+    :class:`emoser.lstm.LstmCell`).
+
+    Args:
+        model (nn.Module): e.g. an :class:`~emoser.model.AudioNet`.
+        value (float): the bias (1.0 is the usual choice).
+
+    Returns:
+        int: the number of forget gates changed.
+
+    Raises:
+        ValueError: the model has no forget gate.
+
+    Chapter: chapters/06_training.ipynb
+    """
+    gates = [m.forget_gate for m in model.modules()
+             if isinstance(getattr(m, "forget_gate", None), torch.nn.Linear)]
+    if not gates:
+        raise ValueError(f"{type(model).__name__} has no LSTM forget gate "
+                         "(no `forget_gate` linear layer)")
+    with torch.no_grad():
+        for gate in gates:
+            if gate.bias is None:
+                raise ValueError("a forget gate has no bias to initialize")
+            gate.bias.fill_(float(value))
+    return len(gates)
+
+
+#: The original exercise's settings: Adam, lr 1e-4, batches of 10, 20 epochs, no clipping,
+#: PyTorch's default initialization.
+ORIGINAL_RECIPE = Recipe(epochs=20, lr=1e-4, batch_size=10, clip_grad_norm=None,
+                         schedule="constant", forget_bias=None, amsgrad=False, bucket=False)
+
+
+def fit_with_recipe(model: torch.nn.Module, train_set, val_set=None, *, recipe: Recipe = RECIPE,
+                    seed: int = 0, device: str | torch.device | None = None,
+                    log: Callable[[str], Any] | None = print, progress: bool = False,
+                    callback: Callable | None = None, shuffle: bool = True) -> History:
+    """Train with a :class:`Recipe`: Adam, gradient clipping and the recipe's schedule.
+
+    The same as calling :func:`emoser.train.fit` with the recipe's batch size,
+    clipping and bucketing, an Adam optimizer and, for the cosine schedule,
+    ``torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=recipe.epochs)``
+    stepped after every epoch (chapter 6 writes these lines out). The forget-gate
+    bias is *not* set here: that belongs to building the model (see :func:`run_protocol`).
+
+    Args:
+        model (nn.Module): the model (moved to ``device``).
+        train_set, val_set: data sets as for :func:`emoser.train.fit`.
+        recipe (Recipe): the settings (default :data:`RECIPE`).
+        seed (int): seed of the batch order.
+        device, log, progress: as for :func:`emoser.train.fit`.
+        callback (callable | None): called after every epoch, after the schedule's step.
+        shuffle (bool): shuffle every epoch (default True). False keeps the data set's
+            order, never bucketed, for the defect of chapter 9.
+
+    Returns:
+        History: one record per epoch (``params`` also holds the schedule).
+
+    Chapter: chapters/06_training.ipynb
+    """
+    optimizer = adam(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay,
+                     amsgrad=recipe.amsgrad)
+    scheduler = recipe.scheduler(optimizer)
+
+    def on_epoch(record, trained):
+        if scheduler is not None:
+            scheduler.step()  # the rate for the next epoch
+        if callback is not None:
+            return call_callback(callback, record, trained)
+        return None
+
+    history = fit(model, train_set, val_set, epochs=recipe.epochs, lr=recipe.lr,
+                  batch_size=recipe.batch_size, seed=seed, progress=progress, device=device,
+                  shuffle=shuffle, bucket=recipe.bucket if shuffle else False, log=log,
+                  optimizer=optimizer, weight_decay=recipe.weight_decay,
+                  clip_grad_norm=recipe.clip_grad_norm, callback=on_epoch)
+    history.params["schedule"] = recipe.schedule
+    return history
