@@ -196,8 +196,14 @@ def _predict(args) -> int:
 
 def _download(args) -> int:
     from .data import download_tess
+    from .data.download import STALL_BYTES, STALL_SECONDS, DownloadError
 
-    folder = download_tess(target=args.target)
+    print(f"downloading TESS (about 270 MB) unless it is already there; the download gives up "
+          f"when less than {STALL_BYTES >> 20} MiB arrives in {STALL_SECONDS:g} s", flush=True)
+    try:
+        folder = download_tess(target=args.target)
+    except DownloadError as exc:  # every download failure is one line, without traceback
+        raise CliError(" ".join(str(exc).split())) from exc
     print(f"TESS is in {folder}")
     return 0
 
@@ -228,7 +234,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _COMMANDS[args.command](args)
     except (CliError, OSError, ValueError) as exc:
-        print(f"emoser {args.command}: error: {exc}", file=sys.stderr)
+        message = str(exc)
+        if isinstance(exc, OSError) and exc.strerror and exc.filename:
+            message = f"{exc.filename}: {exc.strerror}"  # the system's words for the cause
+        print(f"emoser {args.command}: error: {message}", file=sys.stderr)
+        return 2
+    except RuntimeError as exc:
+        from .data.download import DownloadError
+        if not isinstance(exc, DownloadError):  # a bug: its traceback is needed
+            raise
+        print(f"emoser {args.command}: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"emoser {args.command}: interrupted", file=sys.stderr)

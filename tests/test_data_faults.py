@@ -4,13 +4,29 @@ Audio files that cannot carry a usable recording (truncated, absurd header or sa
 and download failures (offline, stalled, wrong target), through the API and the command line.
 Every server is a loopback one started here; no test reaches the internet.
 """
+import hashlib
+import io
+import os
+import subprocess
+import sys
+import threading
+import zipfile
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-from emoser.data import AudioLoadError, load_audio, load_waveforms
+from emoser.data import (
+    AudioLoadError,
+    DownloadError,
+    download_tess,
+    load_audio,
+    load_waveforms,
+    verify,
+)
+from emoser.data.verify import Checksum
 
 RATE = 24414
 ROOT = Path(__file__).resolve().parents[1]
@@ -150,3 +166,236 @@ def test_absurd_float_samples_are_refused(tmp_path, peak):
 def test_float_samples_a_little_over_full_scale_are_kept(tmp_path):
     path = _write(tmp_path / "hot.wav", 20 * _noise(), subtype="FLOAT")  # peaks around 8
     assert np.max(np.abs(load_audio(path))) > 1
+
+
+# --------------------------------------------------------------------------- downloads
+def _archive():
+    """A one-recording 'TESS' archive and its checksum table."""
+    buf = io.BytesIO()
+    sf.write(buf, _noise(2000), RATE, format="WAV", subtype="PCM_16")
+    wav = buf.getvalue()
+    table = {"YAF_back_happy.wav": Checksum("YAF_back_happy.wav", hashlib.sha256(wav).hexdigest(),
+                                            len(wav), "YAF_happy")}
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as zf:
+        zf.writestr("TESS/YAF_happy/YAF_back_happy.wav", wav)
+    return out.getvalue(), table
+
+
+class _Server:
+    """Serves ``body`` at /tess.zip; the first ``slow`` requests trickle (``byte`` bytes every
+    ``every`` s) or, with ``byte=0``, send the headers and then nothing."""
+
+    def __init__(self, body, slow=0, every=0.1, byte=1):
+        self.requests, self.stop = [], threading.Event()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                server.requests.append(self.headers.get("Range"))
+                start = int(self.headers["Range"][6:-1]) if self.headers.get("Range") else 0
+                self.send_response(206 if start else 200)
+                if start:
+                    self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+                self.send_header("Content-Length", str(len(body) - start))
+                self.end_headers()
+                if len(server.requests) > slow:
+                    self.wfile.write(body[start:])
+                    return
+                for i in range(start, len(body), byte or 1):  # bounded: the body's length
+                    if server.stop.wait(every):
+                        return
+                    try:
+                        self.wfile.write(body[i:i + byte])
+                        self.wfile.flush()
+                    except OSError:  # the client gave up
+                        return
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/tess.zip"
+        threading.Thread(target=self.httpd.serve_forever, args=(0.02,), daemon=True).start()
+
+    def close(self):
+        self.stop.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def serve():
+    servers = []
+
+    def start(*args, **kw):
+        servers.append(_Server(*args, **kw))
+        return servers[-1]
+
+    yield start
+    for s in servers:
+        s.close()
+
+
+def _download(url, target, table, **kw):
+    kw = {"progress": False, "checksums": table, "retries": 0, "timeout": 10, "backoff": 0, **kw}
+    return download_tess(target, url=url, **kw)
+
+
+def test_trickling_transfer_gives_up_and_keeps_what_arrived(serve, tmp_path):
+    body, table = _archive()
+    server = serve(body, slow=1, every=0.05)  # 20 bytes/s: never a socket timeout
+    with pytest.raises(DownloadError) as err:
+        _download(server.url, tmp_path / "tess", table, stall_seconds=1, stall_bytes=1000)
+    message = str(err.value)
+    assert "stalled: only" in message and "arrived in the last 1 s" in message, message
+    assert "gives up when less than 1000 bytes arrived in 1 s" in message and "\n" not in message
+    part = tmp_path / ".tess.download.part"
+    assert 0 < part.stat().st_size < len(body) and f"kept in {part}" in message
+    assert not (tmp_path / "tess").exists()
+    have = part.stat().st_size  # the next attempt resumes from what arrived
+    _download(server.url, tmp_path / "tess", table, stall_seconds=1, stall_bytes=1000)
+    assert server.requests == [None, f"bytes={have}-"]  # resumed, not restarted
+    assert verify(tmp_path / "tess", table).complete and not part.exists()
+
+
+def test_silent_connection_is_a_stall_and_is_retried(serve, tmp_path):
+    body, table = _archive()
+    server = serve(body, slow=1, every=5, byte=0)  # headers, then silence (for 5 s)
+    target = _download(server.url, tmp_path / "tess", table, retries=1, stall_seconds=0.5)
+    assert server.requests == [None, None] and verify(target, table).complete
+    server = serve(body, slow=1, every=5, byte=0)
+    with pytest.raises(DownloadError, match=r"stalled: nothing arrived in 0.5 s.*nothing was kept"):
+        _download(server.url, tmp_path / "other", table, stall_seconds=0.5)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tess"]  # no part file, no sidecar
+
+
+def test_refused_connection_names_url_and_cause(tmp_path):
+    _, table = _archive()
+    url = "http://127.0.0.1:9/tess.zip"  # the discard port: nothing listens on loopback
+    with pytest.raises(DownloadError) as err:
+        _download(url, tmp_path / "tess", table)
+    message = str(err.value)
+    assert url in message and "Connection refused" in message and "nothing was kept" in message
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_offline_fails_at_once_without_retrying(tmp_path, monkeypatch):
+    import socket
+
+    calls = []
+
+    def offline(*args, **kw):
+        calls.append(args)
+        raise socket.gaierror(-3, "Temporary failure in name resolution")
+
+    monkeypatch.setattr(socket, "getaddrinfo", offline)
+    _, table = _archive()
+    with pytest.raises(DownloadError, match="cannot look up example.org .*offline"):
+        _download("http://example.org/tess.zip", tmp_path / "tess", table, retries=3, backoff=5)
+    assert len(calls) == 1 and list(tmp_path.iterdir()) == []
+
+
+def test_existing_folder_without_tess_is_never_written_into(tmp_path):
+    _, table = _archive()
+    other = tmp_path / "notes"
+    other.mkdir()
+    (other / "todo.txt").write_text("mine")
+    with pytest.raises(DownloadError, match="holds no TESS recordings; refusing"):
+        _download("http://127.0.0.1:9/x", other, table)
+    two = {**table, "YAF_back_sad.wav": Checksum("YAF_back_sad.wav", "0" * 64, 1, "YAF_sad")}
+    partial = tmp_path / "partial"
+    (partial / "x").mkdir(parents=True)
+    (partial / "x" / "YAF_back_happy.wav").write_bytes(b"x")
+    with pytest.raises(DownloadError, match="holds only 1 of the 2 TESS recordings.*verify"):
+        _download("http://127.0.0.1:9/x", partial, two)
+    assert _download("http://127.0.0.1:9/x", partial, table) == partial  # complete: kept
+    assert (other / "todo.txt").read_text() == "mine"
+
+
+def test_full_disk_names_the_file_and_the_cause(tmp_path, monkeypatch):
+    real_open = open
+
+    def full_disk(file, *args, **kw):
+        if str(file).endswith(".download.part"):
+            raise OSError(28, "No space left on device")
+        return real_open(file, *args, **kw)
+
+    import builtins
+    body, table = _archive()
+    server = _Server(body)
+    try:
+        monkeypatch.setattr(builtins, "open", full_disk)
+        with pytest.raises(DownloadError) as err:
+            _download(server.url, tmp_path / "tess", table)
+    finally:
+        monkeypatch.undo()
+        server.close()
+    assert str(err.value) == f"cannot write {tmp_path / '.tess.download.part'}: " \
+                             "No space left on device"
+
+
+# --------------------------------------------------------------------------- command line
+def _cli(*args, prelude="", env=None, timeout=120):
+    """Run ``python -m emoser ARGS`` (after ``prelude``); return (code, stdout, stderr)."""
+    code = prelude + "\nimport runpy, sys\nsys.argv = ['emoser', *sys.argv[1:]]\n" \
+                     "runpy.run_module('emoser', run_name='__main__', alter_sys=True)"
+    cmd = [sys.executable, "-m", "emoser", *args] if not prelude else \
+        [sys.executable, "-c", code, *args]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TQDM_DISABLE": "1", **(env or {})}
+    r = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=timeout, env=env,
+                       cwd=ROOT)
+    return r.returncode, r.stdout, r.stderr
+
+
+def _one_line_error(code, err, *parts):
+    assert code == 2, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert err.startswith("emoser download: error: "), err
+    for part in parts:
+        assert part in err, err
+
+
+def test_cli_download_target_is_a_file(tmp_path):
+    file = tmp_path / "tess.txt"
+    file.write_text("not a folder")
+    code, _, err = _cli("download", "--target", str(file), env={"EMOSER_CACHE_DIR": str(tmp_path)})
+    _one_line_error(code, err, str(file), "is not a folder")
+
+
+def test_cli_download_into_a_folder_without_tess(tmp_path):
+    folder = tmp_path / "my documents"
+    folder.mkdir()
+    (folder / "letter.txt").write_text("keep me")
+    code, out, err = _cli("download", "--target", str(folder))
+    _one_line_error(code, err, str(folder), "holds no TESS recordings")
+    assert "TESS is in" not in out and (folder / "letter.txt").read_text() == "keep me"
+
+
+def test_cli_download_offline(tmp_path):
+    prelude = ("import socket\n"
+               "def offline(*a, **k):\n"
+               "    raise socket.gaierror(-3, 'Temporary failure in name resolution')\n"
+               "socket.getaddrinfo = offline")
+    code, out, err = _cli("download", "--target", str(tmp_path / "tess"), prelude=prelude)
+    _one_line_error(code, err, "https://borealisdata.ca/", "cannot look up borealisdata.ca",
+                    "Temporary failure in name resolution", "offline")
+    assert "gives up when less than 1 MiB arrives in 60 s" in out
+    assert list(tmp_path.iterdir()) == []
+
+
+def _unwritable(tmp_path):
+    if os.geteuid() != 0:
+        folder = tmp_path / "locked"
+        folder.mkdir(mode=0o500)
+        return folder / "tess"
+    if Path("/sys").is_dir():  # even root may not create folders in sysfs
+        return Path("/sys/emoser-test-tess")
+    pytest.skip("no folder that root cannot write")
+
+
+def test_cli_download_permission_denied(tmp_path):
+    target = _unwritable(tmp_path)
+    code, _, err = _cli("download", "--target", str(target))
+    _one_line_error(code, err, "Permission denied", str(target.parent))
+    assert "System error" not in err
