@@ -57,6 +57,23 @@ def _refused(path, *reason, **kw):
     return err.value
 
 
+# --------------------------------------------------------------------------- unopenable files
+def test_unopenable_file_says_why_not_system_error(tmp_path, monkeypatch):
+    from emoser.data import audio
+
+    folder = tmp_path / "folder.wav"
+    folder.mkdir()
+    _refused(folder, "cannot open", "Is a directory")
+    path = _write(tmp_path / "locked.wav", _noise(), subtype="PCM_16")
+
+    def denied(file, *args, **kw):  # as chmod 000 does (which root would ignore)
+        raise PermissionError(13, "Permission denied", str(file))
+
+    monkeypatch.setattr(audio, "open", denied, raising=False)
+    err = _refused(path, "cannot open (Permission denied)")
+    assert "System error" not in str(err)
+
+
 # --------------------------------------------------------------------------- 4. memory guard
 def test_absurd_header_rate_is_refused_before_allocating(tmp_path):
     # a 40 kB file whose header says 1 Hz would be resampled to 488 million samples (GBs)
@@ -265,7 +282,7 @@ def test_silent_connection_is_a_stall_and_is_retried(serve, tmp_path):
     target = _download(server.url, tmp_path / "tess", table, retries=1, stall_seconds=0.5)
     assert server.requests == [None, None] and verify(target, table).complete
     server = serve(body, slow=1, every=5, byte=0)
-    with pytest.raises(DownloadError, match=r"stalled: nothing arrived in 0.5 s.*nothing was kept"):
+    with pytest.raises(DownloadError, match=r"stalled: nothing arrived in 0.5 s.*Nothing was kept"):
         _download(server.url, tmp_path / "other", table, stall_seconds=0.5)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tess"]  # no part file, no sidecar
 
@@ -276,7 +293,7 @@ def test_refused_connection_names_url_and_cause(tmp_path):
     with pytest.raises(DownloadError) as err:
         _download(url, tmp_path / "tess", table)
     message = str(err.value)
-    assert url in message and "Connection refused" in message and "nothing was kept" in message
+    assert url in message and "Connection refused" in message and "Nothing was kept" in message
     assert list(tmp_path.iterdir()) == []
 
 

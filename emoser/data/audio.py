@@ -214,6 +214,11 @@ def _decode(path: Path, rate: int | None,
         raise AudioLoadError(path, f"cannot open ({exc.strerror or exc})") from exc
     if size == 0:
         raise AudioLoadError(path, "empty file (0 bytes)")
+    try:  # the system's own words: libsndfile says "System error" for any of these
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise AudioLoadError(path, f"cannot open ({exc.strerror or exc})") from exc
     data, native = _read(path, rate, max_seconds)
     if data.size == 0:
         raise AudioLoadError(path, "contains no samples")

@@ -193,7 +193,7 @@ def _fetch(url: str, part: Path, progress: bool, retries: int, timeout: float,
     else:
         part.unlink(missing_ok=True)
         sidecar.unlink(missing_ok=True)
-        kept_note = "nothing was kept"
+        kept_note = "Nothing was kept"
     raise DownloadError(
         f"downloading {url} failed after {retries + 1} attempt(s): {last}. {kept_note}. "
         f"No data folder was created. {_MANUAL}")
