@@ -266,7 +266,7 @@ def test_trickling_transfer_gives_up_and_keeps_what_arrived(serve, tmp_path):
         _download(server.url, tmp_path / "tess", table, stall_seconds=1, stall_bytes=1000)
     message = str(err.value)
     assert "stalled: only" in message and "arrived in the last 1 s" in message, message
-    assert "gives up when less than 1000 bytes arrived in 1 s" in message and "\n" not in message
+    assert "gives up when less than 1000 bytes arrives in 1 s" in message and "\n" not in message
     part = tmp_path / ".tess.download.part"
     assert 0 < part.stat().st_size < len(body) and f"kept in {part}" in message
     assert not (tmp_path / "tess").exists()

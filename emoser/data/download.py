@@ -81,7 +81,7 @@ def _local_error(exc: OSError, what: str, path: Path | None = None) -> DownloadE
 
 
 def _stall_rule(stall_seconds: float, stall_bytes: int) -> str:
-    return f"less than {_size(stall_bytes)} arrived in {stall_seconds:g} s"
+    return f"less than {_size(stall_bytes)} arrives in {stall_seconds:g} s"
 
 
 def _total_from_content_range(value: str | None) -> int | None:
