@@ -32,6 +32,7 @@ from pathlib import Path
 
 from .common import DEFAULT_FRAME_LENGTH, DEFAULT_RATE
 from .data.cache import cache_dir
+from .data.download import DownloadError
 from .training.recipe import RECIPE
 
 __all__ = ["main", "build_parser", "default_checkpoint", "frames_bytes", "memory_limit"]
@@ -301,8 +302,14 @@ def _predict(args) -> int:
 
 def _download(args) -> int:
     from .data import download_tess
+    from .data.download import STALL_BYTES, STALL_SECONDS
 
-    folder = download_tess(target=args.target)
+    print(f"downloading TESS (about 270 MB) unless it is already there; the download gives up "
+          f"when less than {STALL_BYTES >> 20} MiB arrives in {STALL_SECONDS:g} s", flush=True)
+    try:
+        folder = download_tess(target=args.target)
+    except DownloadError as exc:  # every download failure is one line, without traceback
+        raise CliError(" ".join(str(exc).split())) from exc
     print(f"TESS is in {folder}")
     return 0
 
@@ -317,9 +324,8 @@ def _verify(args) -> int:
 
 def _one_line(exc: BaseException) -> str:
     """An exception as one line; an OSError names its file and the system's reason."""
-    if isinstance(exc, OSError) and exc.strerror:
-        where = f"{exc.filename}: " if exc.filename else ""
-        return f"{where}{exc.strerror}"
+    if isinstance(exc, OSError) and exc.strerror and exc.filename:
+        return f"{exc.filename}: {exc.strerror}"  # the system's words for the cause
     text = " ".join(str(exc).split())
     return text or type(exc).__name__
 
@@ -342,6 +348,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _COMMANDS[args.command](args)
     except (CliError, OSError, ValueError) as exc:
+        print(f"emoser {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    except DownloadError as exc:
         print(f"emoser {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except MemoryError:

@@ -5,7 +5,9 @@ transfer resumes from there with an HTTP Range request, or restarts if the serve
 extracted into a temporary folder beside the target (entries with absolute paths, ``..``
 components or links are refused), every recording is checked against the shipped SHA-256 list,
 sorted into ``<target>/<SPEAKER>_<emotion>/<file>``, and only then moved into place with one
-atomic rename. A failure leaves no half-made data folder behind.
+atomic rename. A failure leaves no half-made data folder behind. A transfer that stalls (less
+than ``stall_bytes`` arriving in ``stall_seconds``) gives up with a message that says so, and an
+existing folder that does not hold TESS is never written into.
 
 Chapter: chapters/01_data.ipynb
 """
@@ -17,10 +19,12 @@ import json
 import os
 import re
 import shutil
+import socket
 import stat
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import zipfile
 from pathlib import Path
@@ -42,6 +46,9 @@ _MANUAL = (f"Alternatively download TESS by hand from https://doi.org/{TESS_DOI}
            "anywhere and set EMOSER_TESS_DIR to that folder.")
 _MAX_UNPACKED = 8 << 30  # refuse archives claiming more than 8 GiB unpacked
 _MAX_NESTING = 3
+#: A transfer gives up when less than STALL_BYTES arrive in STALL_SECONDS (it resumes later).
+STALL_SECONDS = 60.0
+STALL_BYTES = 1 << 20
 
 
 class DownloadError(RuntimeError):
@@ -57,7 +64,24 @@ class ChecksumError(DownloadError):
 
 
 class _TransferError(Exception):
-    """A transient transfer problem worth retrying (connection dropped, cut off, 5xx)."""
+    """A transient transfer problem worth retrying (connection dropped, cut off, stalled, 5xx)."""
+
+
+def _size(n: float) -> str:
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= size:
+            return f"{n / size:.3g} {unit}"
+    return f"{n:.0f} bytes"
+
+
+def _local_error(exc: OSError, what: str, path: Path | None = None) -> DownloadError:
+    """A DownloadError naming the local file and the system's own words for the cause."""
+    where = path if path is not None else exc.filename
+    return DownloadError(f"cannot {what} {where}: {exc.strerror or exc}")
+
+
+def _stall_rule(stall_seconds: float, stall_bytes: int) -> str:
+    return f"less than {_size(stall_bytes)} arrives in {stall_seconds:g} s"
 
 
 def _total_from_content_range(value: str | None) -> int | None:
@@ -65,7 +89,10 @@ def _total_from_content_range(value: str | None) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def _fetch_once(url: str, part: Path, progress: bool, timeout: float) -> None:
+def _fetch_once(url: str, part: Path, progress: bool, timeout: float,
+                stall: tuple[float, int] = (STALL_SECONDS, STALL_BYTES)) -> None:
+    stall_seconds, stall_bytes = stall
+    timeout = min(timeout, stall_seconds)  # a silent connection is a stall too
     have = part.stat().st_size if part.exists() else 0
     headers = {"User-Agent": "emoser (course package; python urllib)"}
     if have:
@@ -82,7 +109,12 @@ def _fetch_once(url: str, part: Path, progress: bool, timeout: float) -> None:
             raise _TransferError(f"HTTP {exc.code} {exc.reason}")
         raise DownloadError(f"{url}: HTTP {exc.code} {exc.reason}. {_MANUAL}") from exc
     except (urllib.error.URLError, OSError) as exc:
-        raise _TransferError(f"cannot connect: {getattr(exc, 'reason', exc)}")
+        reason = getattr(exc, "reason", exc)
+        if isinstance(reason, socket.gaierror):  # no name service: offline, retrying is futile
+            host = urllib.parse.urlsplit(url).hostname
+            raise DownloadError(f"{url}: cannot look up {host} ({reason.strerror or reason}); "
+                                "are you offline? No data folder was created. " + _MANUAL)
+        raise _TransferError(f"cannot connect: {reason}")
     with resp:
         length = resp.headers.get("Content-Length")
         length = int(length) if length and length.isdigit() else None
@@ -93,24 +125,44 @@ def _fetch_once(url: str, part: Path, progress: bool, timeout: float) -> None:
         got = 0
         from tqdm.auto import tqdm
         bar_opts = {} if progress else {"disable": True}  # TQDM_DISABLE still applies
-        with open(part, mode) as fh, tqdm(total=total, initial=have, unit="B", unit_scale=True,
-                                          desc="TESS", **bar_opts) as bar:
+        try:
+            fh = open(part, mode)  # noqa: SIM115 - closed below
+        except OSError as exc:
+            raise _local_error(exc, "write", part) from exc
+        window, in_window = time.monotonic(), 0  # bytes that arrived since ``window``
+        with fh, tqdm(total=total, initial=have, unit="B", unit_scale=True, desc="TESS",
+                      **bar_opts) as bar:
             while True:
                 try:
-                    chunk = resp.read(1 << 16)
+                    chunk = resp.read1(1 << 16)  # what has arrived: a trickle cannot hide
+                except TimeoutError:
+                    raise _TransferError(f"stalled: nothing arrived in {timeout:g} s "
+                                         f"(after {have + got} bytes)")
                 except (http.client.HTTPException, OSError) as exc:
                     raise _TransferError(f"connection lost after {have + got} bytes ({exc!r})")
                 if not chunk:
                     break
-                fh.write(chunk)
+                try:
+                    fh.write(chunk)
+                except OSError as exc:
+                    raise _local_error(exc, "write", part) from exc
                 got += len(chunk)
+                in_window += len(chunk)
                 bar.update(len(chunk))
+                now = time.monotonic()
+                if now - window >= stall_seconds:
+                    if in_window < stall_bytes:
+                        raise _TransferError(
+                            f"stalled: only {in_window} bytes arrived in the last "
+                            f"{now - window:.0f} s (after {have + got} bytes; the download "
+                            f"gives up when {_stall_rule(stall_seconds, stall_bytes)})")
+                    window, in_window = now, 0
     if length is not None and got < length:
         raise _TransferError(f"transfer cut off after {have + got} of {have + length} bytes")
 
 
 def _fetch(url: str, part: Path, progress: bool, retries: int, timeout: float,
-           backoff: float) -> None:
+           backoff: float, stall: tuple[float, int] = (STALL_SECONDS, STALL_BYTES)) -> None:
     sidecar = part.with_name(part.name + ".json")
     try:
         previous = json.loads(sidecar.read_text())["url"] if sidecar.exists() else None
@@ -118,20 +170,33 @@ def _fetch(url: str, part: Path, progress: bool, retries: int, timeout: float,
         previous = None
     if part.exists() and previous != url:
         part.unlink()  # a part file from another URL cannot be resumed
-    sidecar.write_text(json.dumps({"url": url}))
+    try:
+        sidecar.write_text(json.dumps({"url": url}))
+    except OSError as exc:
+        raise _local_error(exc, "write", sidecar) from exc
     for attempt in range(retries + 1):
         try:
-            _fetch_once(url, part, progress, timeout)
+            _fetch_once(url, part, progress, timeout, stall)
             return
         except _TransferError as exc:
             last = exc
             if attempt < retries:
                 time.sleep(backoff * 2 ** attempt)
+        except DownloadError:  # not worth retrying (offline, HTTP 404, cannot write)
+            if not part.exists():
+                sidecar.unlink(missing_ok=True)  # nothing to resume: leave nothing behind
+            raise
     kept = part.stat().st_size if part.exists() else 0
+    if kept:
+        kept_note = (f"{kept} bytes are kept in {part}; downloading again resumes "
+                     "(delete that file to start over)")
+    else:
+        part.unlink(missing_ok=True)
+        sidecar.unlink(missing_ok=True)
+        kept_note = "Nothing was kept"
     raise DownloadError(
-        f"downloading {url} failed after {retries + 1} attempt(s): {last}. "
-        f"{kept} bytes are kept in {part}; calling download_tess() again resumes "
-        f"(delete that file to start over). No data folder was created. {_MANUAL}")
+        f"downloading {url} failed after {retries + 1} attempt(s): {last}. {kept_note}. "
+        f"No data folder was created. {_MANUAL}")
 
 
 def _check_member(info: zipfile.ZipInfo, archive: Path) -> None:
@@ -213,15 +278,29 @@ def _collect(extracted: Path, staging: Path, table: dict, require_complete: bool
     return len(found)
 
 
+def _published_held(folder: Path, table: dict, limit: int = 200_000) -> int:
+    """How many names of the checksum list are files under ``folder`` (links not followed)."""
+    names, seen = set(), 0
+    for _root, _dirs, files in os.walk(folder):
+        names.update(f for f in files if f in table)
+        seen += len(files)
+        if len(names) == len(table) or seen > limit:  # a huge folder is not a TESS copy
+            break
+    return len(names)
+
+
 def download_tess(target: str | os.PathLike | None = None, url: str = TESS_URL,
                   progress: bool = True, *, checksums: str | os.PathLike | dict | None = None,
                   force: bool = False, retries: int = 3, timeout: float = 60.0,
-                  backoff: float = 1.0, require_complete: bool = True) -> Path:
+                  backoff: float = 1.0, require_complete: bool = True,
+                  stall_seconds: float = STALL_SECONDS, stall_bytes: int = STALL_BYTES) -> Path:
     """Download TESS, verify every recording, and install it atomically.
 
     Args:
         target: destination folder (default ``<cache>/tess``, see :func:`cache_dir`). Must not
-            exist yet, or be empty, unless ``force``; an existing non-empty one is returned as is.
+            exist yet, or be empty, unless ``force``. An existing folder that holds every
+            recording of the checksum list (by name) is returned as is; any other non-empty
+            folder is refused (DownloadError) rather than written into.
         url (str): archive URL (default: the Borealis Dataverse API for doi:10.5683/SP2/E8H2MF).
         progress (bool): show a tqdm progress bar (``TQDM_DISABLE=1`` also hides it).
         checksums: checksum list (default: the shipped ``tess-sha256.tsv``).
@@ -230,28 +309,66 @@ def download_tess(target: str | os.PathLike | None = None, url: str = TESS_URL,
         timeout (float): socket timeout in seconds.
         backoff (float): seconds before the first retry (doubling each time).
         require_complete (bool): every file in the checksum list must be in the archive.
+        stall_seconds (float), stall_bytes (int): give up (keeping the partial file) when less
+            than ``stall_bytes`` arrive in ``stall_seconds`` (default 1 MiB in 60 s), so a
+            connection that trickles cannot hang forever.
 
     Returns:
         Path: the installed folder, laid out as ``<SPEAKER>_<emotion>/<file>``.
 
     Raises:
-        DownloadError: transfer failed (the partial file is kept for resuming), or the archive
-            is broken; UnsafeArchiveError / ChecksumError (subclasses) for unsafe entries or
-            recordings that do not match the published checksums.
+        DownloadError: transfer failed or stalled (the partial file is kept for resuming), the
+            host cannot be looked up (offline), a local file cannot be written (the message
+            names it and the cause), the target is a file or a non-empty folder without TESS,
+            or the archive is broken; UnsafeArchiveError / ChecksumError (subclasses) for unsafe
+            entries or recordings that do not match the published checksums.
 
     Chapter: chapters/01_data.ipynb
     """
     target = Path(target).expanduser() if target is not None else cache_dir() / "tess"
+    if not stall_seconds > 0 or not stall_bytes >= 0:
+        raise ValueError(f"stall_seconds={stall_seconds!r}, stall_bytes={stall_bytes!r}: "
+                         "expected a positive time and a byte count")
     if target.exists() and not target.is_dir():
-        raise DownloadError(f"{target} exists and is not a folder")
-    if target.is_dir() and any(target.iterdir()) and not force:
-        return target
+        raise DownloadError(f"{target} exists and is not a folder; choose a folder to download "
+                            "TESS into")
     table = load_checksums(checksums)
+    try:
+        nonempty = target.is_dir() and any(target.iterdir())
+    except OSError as exc:
+        raise _local_error(exc, "read the folder", target) from exc
+    if nonempty and not force:
+        held = _published_held(target, table)
+        if held == len(table):
+            return target
+        if held == 0:
+            raise DownloadError(f"{target} is not empty and holds no TESS recordings; refusing "
+                                "to download into it (choose a new or empty folder)")
+        raise DownloadError(f"{target} holds only {held} of the {len(table)} TESS recordings; "
+                            f"check it with 'python -m emoser verify {target}', or download into "
+                            "a new or empty folder")
     parent = target.parent
-    parent.mkdir(parents=True, exist_ok=True)
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _local_error(exc, "create the folder", exc.filename or parent) from exc
     part = parent / f".{target.name}.download.part"
-    _fetch(url, part, progress, retries, timeout, backoff)
+    _fetch(url, part, progress, retries, timeout, backoff, (stall_seconds, stall_bytes))
+    try:
+        _install(part, target, table, url, require_complete)
+    except DownloadError:
+        raise
+    except OSError as exc:  # the download is fine and kept: only unpacking or moving failed
+        raise _local_error(exc, f"unpack the download into {parent}:",
+                           exc.filename or parent) from exc
+    part.unlink(missing_ok=True)
+    part.with_name(part.name + ".json").unlink(missing_ok=True)
+    return target
 
+
+def _install(part: Path, target: Path, table: dict, url: str, require_complete: bool) -> None:
+    """Extract, verify and sort the downloaded archive, then move it into ``target``."""
+    parent = target.parent
     work = Path(tempfile.mkdtemp(prefix=f".{target.name}-work-", dir=parent))
     try:
         try:
@@ -283,6 +400,3 @@ def download_tess(target: str | os.PathLike | None = None, url: str = TESS_URL,
             raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    part.unlink(missing_ok=True)
-    part.with_name(part.name + ".json").unlink(missing_ok=True)
-    return target
