@@ -43,7 +43,10 @@ MIN_FREE_BYTES = 16 << 20  # free disk space needed to save a checkpoint
 
 
 class CliError(Exception):
-    """A problem the user can fix; printed as one line, exit code 2."""
+    """A problem the user can fix; printed as one line, exit code 2.
+
+    Chapter: chapters/12_your_voice.ipynb
+    """
 
 
 def default_checkpoint() -> Path:
@@ -72,7 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", metavar="PATH", help="folder with TESS recordings (default: "
                    "$EMOSER_TESS_DIR, the cache, a download in Colab, else the stand-in corpus)")
     p.add_argument("--standin", action="store_true",
-                   help="train on the generated stand-in corpus (not TESS; for trying the pipeline)")
+                   help="train on the generated stand-in corpus (not TESS; for trying the "
+                        "pipeline)")
     p.add_argument("--emotions", nargs="+", default=["happy", "sad"], metavar="EMOTION",
                    help="emotions to tell apart (default: happy sad)")
     p.add_argument("--speakers", nargs="+", default=["YAF"], metavar="SPEAKER",
@@ -94,19 +98,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="clip each batch's gradient norm to NORM (default "
                         f"{RECIPE.clip_grad_norm}; 0 switches clipping off)")
     p.add_argument("--bucket", action="store_true",
-                   help="group batches by length (faster, but on TESS happy/sad most batches then hold "
+                   help="group batches by length (faster, but on TESS happy/sad most batches then "
+                        "hold "
                         "one class; off by default, see chapter 6)")
-    p.add_argument("--test-size", type=float, default=0.3, help="test fraction per class (default 0.3)")
+    p.add_argument("--test-size", type=float, default=0.3,
+                   help="test fraction per class (default 0.3)")
     p.add_argument("--rate", type=int, default=DEFAULT_RATE, help="working sampling rate in Hz "
                    f"(default {DEFAULT_RATE})")
-    p.add_argument("--device", default=None, help="cpu or cuda (default: $EMOSER_DEVICE, else a GPU "
+    p.add_argument("--device", default=None,
+                   help="cpu or cuda (default: $EMOSER_DEVICE, else a GPU "
                    "when available)")
     p.add_argument("--out", metavar="CHECKPOINT", default=None,
                    help="where to save the checkpoint (default: <cache>/audionet.pt)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     p = sub.add_parser("predict", help="predict the emotion of an audio file",
-                       description="Print the predicted emotion and the probability of every class.")
+                       description="Print the predicted emotion and the probability of every "
+                                   "class.")
     p.add_argument("file", metavar="FILE", help="audio file (any rate, mono or stereo)")
     p.add_argument("--checkpoint", metavar="PATH", default=None,
                    help="checkpoint saved by 'train' (default: <cache>/audionet.pt)")

@@ -25,15 +25,18 @@ def _toy(n_per_class=(10, 10), seed=0):
         for _ in range(n):
             length = int(rng.integers(2 * FRAME, 6 * FRAME))
             t = np.arange(length)
-            wave = np.sin(2 * np.pi * 0.02 * (k + 1) * t + rng.uniform(0, 6)) + 0.05 * rng.normal(size=length)
-            waves.append((1.0 + k + wave).astype(np.float32))  # class-dependent offset: stats differ
+            wave = (np.sin(2 * np.pi * 0.02 * (k + 1) * t + rng.uniform(0, 6))
+                    + 0.05 * rng.normal(size=length))
+            # class-dependent offset: stats differ
+            waves.append((1.0 + k + wave).astype(np.float32))
             labels.append(k)
     return SimpleNamespace(waves=waves, labels=np.array(labels, dtype=np.int64), classes=("a", "b"))
 
 
 def _run(data, defect=None, **kwargs):
     kwargs.setdefault("recipe", FAST)
-    return ab.run_with_defect(data, defect, 0, frame_length=FRAME, model_kwargs=SMALL, device="cpu", **kwargs)
+    return ab.run_with_defect(data, defect, 0, frame_length=FRAME, model_kwargs=SMALL, device="cpu",
+                              **kwargs)
 
 
 def test_misaligned_lengths_reads_the_unsplit_positions():
@@ -53,7 +56,8 @@ def test_told_lengths_cuts_and_extends_with_zero_frames():
     assert short.shape == (1, FRAME) and torch.equal(short, base[0][0][:1])
     assert long.shape == (4, FRAME) and label == 1
     assert torch.equal(long[:2], base[1][0]) and not long[2:].any()
-    assert told.n_wrong == 2 and told.lengths.tolist() == [1, 4] and told.true_lengths.tolist() == [3, 2]
+    assert (told.n_wrong == 2 and told.lengths.tolist() == [1, 4]
+            and told.true_lengths.tolist() == [3, 2])
     with pytest.raises(ValueError):
         ab.ToldLengths(base, [0, 2])
 
@@ -61,16 +65,20 @@ def test_told_lengths_cuts_and_extends_with_zero_frames():
 def test_fixed_pipeline_equals_run_protocol():
     data = _toy()
     mine = _run(data)
-    theirs = ex.run_protocol(data, 0, recipe=FAST, frame_length=FRAME, model_kwargs=SMALL, device="cpu")
+    theirs = ex.run_protocol(data, 0, recipe=FAST, frame_length=FRAME, model_kwargs=SMALL,
+                             device="cpu")
     assert mine.history["train_loss"] == theirs.history["train_loss"]
     for recipe in (FAST.replace(forget_bias=None), FAST.replace(forget_bias=2.0)):
         other = _run(data, recipe=recipe)
         assert other.history["train_loss"] == ex.run_protocol(
-            data, 0, recipe=recipe, frame_length=FRAME, model_kwargs=SMALL, device="cpu").history["train_loss"]
-        assert other.history["train_loss"] != mine.history["train_loss"]  # the forget bias is applied
+            data, 0, recipe=recipe, frame_length=FRAME, model_kwargs=SMALL,
+            device="cpu").history["train_loss"]
+        # the forget bias is applied
+        assert other.history["train_loss"] != mine.history["train_loss"]
     assert np.array_equal(mine.train_idx, theirs.train_idx)
     assert mine.accuracy == pytest.approx(theirs.accuracy)
-    assert mine.test_acc[-1] == pytest.approx(mine.accuracy)  # the last epoch's test = final evaluation
+    # the last epoch's test = final evaluation
+    assert mine.test_acc[-1] == pytest.approx(mine.accuracy)
     assert mine.wrong_lengths == {"train": 0, "test": 0} and mine.title == "fixed pipeline"
 
 
@@ -80,7 +88,8 @@ def test_each_defect_changes_only_its_part():
     leaky = _run(data, "leaky_stats")
     full = Normalizer.fit(data.waves)
     assert leaky.normalizer.mean == pytest.approx(full.mean)
-    assert abs(leaky.normalizer.mean - fixed.normalizer.mean) > 1e-3  # the toy classes differ in offset
+    # the toy classes differ in offset
+    assert abs(leaky.normalizer.mean - fixed.normalizer.mean) > 1e-3
     ordered = _run(data, "class_ordered")
     fed = data.labels[ordered.train_idx]
     assert fed.tolist() == sorted(fed.tolist()) and ordered.history.params["shuffle"] is False
@@ -102,7 +111,8 @@ def test_plateau_and_first_epoch_and_table():
     assert table.splitlines()[2].startswith("fixed pipeline") and "class-ordered" in table
     fig = emoser.course.plot_defect_curves(runs, title="t")
     axes = [ax for ax in fig.axes if ax.get_visible()]
-    assert len(axes) == 2 and all(ax.get_title() and ax.get_xlabel() and ax.get_ylabel() for ax in axes)
+    assert len(axes) == 2 and all(ax.get_title() and ax.get_xlabel() and ax.get_ylabel()
+                                  for ax in axes)
     assert axes[0].get_ylim() == axes[1].get_ylim()
 
 

@@ -9,7 +9,6 @@ import torch
 
 import emoser
 import emoser.experiments as bd
-import emoser.experiments as ex
 from emoser.experiments import SeedRuns
 
 FRAME = 256
@@ -31,8 +30,8 @@ def _toy(speakers=("A", "B"), n_words=10, seed=0):
                 waves.append(wave.astype(np.float32))
                 labels.append(k)
                 records.append(SimpleNamespace(word=f"w{w}", speaker=spk, emotion=f"c{k}"))
-    return SimpleNamespace(waves=waves, labels=np.array(labels, dtype=np.int64), classes=("c0", "c1"),
-                           records=records)
+    return SimpleNamespace(waves=waves, labels=np.array(labels, dtype=np.int64),
+                           classes=("c0", "c1"), records=records)
 
 
 def test_speaker_indices_validate_on_held_out_words_of_the_training_speaker():
@@ -40,7 +39,8 @@ def test_speaker_indices_validate_on_held_out_words_of_the_training_speaker():
     speakers = np.array([r.speaker for r in data.records])
     words = np.array([r.word for r in data.records])
     train, val, test = emoser.prep.speaker_indices(data, "A", "B", val_size=0.2, seed=1)
-    assert set(speakers[train]) == {"A"} and set(speakers[val]) == {"A"} and set(speakers[test]) == {"B"}
+    assert (set(speakers[train]) == {"A"} and set(speakers[val]) == {"A"}
+            and set(speakers[test]) == {"B"})
     assert not set(words[train]) & set(words[val])              # whole words held out
     assert np.intersect1d(train, val).size == 0
     assert train.size + val.size == 20 and test.size == 20
@@ -70,7 +70,8 @@ class _Tiny(torch.nn.Module):
 def test_keep_best_restores_the_best_validation_epoch():
     model = _Tiny()
     keeper = emoser.training.KeepBest(epochs=4)
-    history = [(0.6, 0.9), (0.8, 0.5), (0.8, 0.7), (0.7, 0.4)]  # best: epoch 2 (tie on acc -> lower loss)
+    # best: epoch 2 (tie on acc -> lower loss)
+    history = [(0.6, 0.9), (0.8, 0.5), (0.8, 0.7), (0.7, 0.4)]
     for epoch, (acc, loss) in enumerate(history, start=1):
         with torch.no_grad():
             model.w.fill_(float(epoch))
@@ -97,7 +98,8 @@ def test_keep_best_stops_early_after_patience():
 def test_run_split_seeds_trains_selects_and_tests_on_the_other_speaker():
     data = _toy()
     lines = []
-    spread = bd.run_split_seeds(data, [0, 1], lambda s: emoser.prep.speaker_indices(data, "A", "B", seed=s),
+    spread = bd.run_split_seeds(data, [0, 1],
+                                lambda s: emoser.prep.speaker_indices(data, "A", "B", seed=s),
                                 recipe=FAST, frame_length=FRAME, model_kwargs=SMALL, device="cpu",
                                 normalization="per_utterance", log=lines.append, label="A->B")
     assert isinstance(spread, SeedRuns) and spread.seeds == [0, 1] and len(lines) == 2
@@ -111,13 +113,15 @@ def test_run_split_seeds_trains_selects_and_tests_on_the_other_speaker():
     assert spread.mean == pytest.approx(np.mean(accs))
     assert bd.pooled_confusion(spread).sum() == 2 * 20
     with pytest.raises(ValueError):
-        bd.run_split_seeds(data, [0], lambda s: emoser.prep.speaker_indices(data, "A", "B"), callback=print)
+        bd.run_split_seeds(data, [0], lambda s: emoser.prep.speaker_indices(data, "A", "B"),
+                           callback=print)
 
 
 def test_selected_weights_are_the_ones_tested():
     data = _toy()
     spread = bd.run_split_seeds(data, [0], lambda s: emoser.prep.random_indices(data, seed=s),
-                                recipe=FAST, frame_length=FRAME, model_kwargs=SMALL, device="cpu", log=None)
+                                recipe=FAST, frame_length=FRAME, model_kwargs=SMALL, device="cpu",
+                                log=None)
     run = spread.results[0]
     from emoser.prep import FrameDataset
     from emoser.training import evaluate
@@ -130,8 +134,10 @@ def test_selected_weights_are_the_ones_tested():
 def test_spectral_centroid_of_a_tone_is_its_frequency():
     rate = 8000
     t = np.arange(rate) / rate
-    c = emoser.course.spectral_centroid([np.sin(2 * np.pi * 440 * t), np.sin(2 * np.pi * 1000 * t), np.zeros(10)], rate)
-    assert c[0] == pytest.approx(440, abs=2) and c[1] == pytest.approx(1000, abs=2) and np.isnan(c[2])
+    c = emoser.course.spectral_centroid([np.sin(2 * np.pi * 440 * t), np.sin(2 * np.pi * 1000 * t),
+                                         np.zeros(10)], rate)
+    assert (c[0] == pytest.approx(440, abs=2) and c[1] == pytest.approx(1000, abs=2)
+            and np.isnan(c[2]))
     with pytest.raises(ValueError):
         emoser.course.spectral_centroid([np.zeros(0)], rate)
 
@@ -185,19 +191,25 @@ def test_speaker_normalized_equalizes_levels_but_keeps_differences_within_a_voic
         assert out.waves[idx[0]].dtype == np.float32
     # within a speaker the ratio of two utterances' RMS is unchanged
     i, j = np.flatnonzero(speakers == "B")[:2]
-    rms = lambda w: np.sqrt(np.mean(np.square(np.asarray(w, dtype=np.float64))))
-    assert rms(out.waves[i]) / rms(out.waves[j]) == pytest.approx(rms(data.waves[i]) / rms(data.waves[j]), rel=1e-2)
+
+    def rms(w):
+        return np.sqrt(np.mean(np.square(np.asarray(w, dtype=np.float64))))
+    assert rms(out.waves[i]) / rms(out.waves[j]) == pytest.approx(
+        rms(data.waves[i]) / rms(data.waves[j]), rel=1e-2)
     assert set(out.speaker_stats) == {"A", "B"}
     only_a = emoser.prep.speaker_normalized(data, ["A"])
-    assert only_a.waves[np.flatnonzero(speakers == "B")[0]] is data.waves[np.flatnonzero(speakers == "B")[0]]
+    assert (only_a.waves[np.flatnonzero(speakers == "B")[0]]
+            is data.waves[np.flatnonzero(speakers == "B")[0]])
     with pytest.raises(ValueError):
         emoser.prep.speaker_normalized(data, ["C"])
 
 
 def test_retest_per_speaker_uses_the_test_speakers_own_statistics():
     data = _toy()
-    spread = bd.run_split_seeds(data, [0], lambda s: emoser.prep.speaker_indices(data, "A", "B", seed=s),
-                                recipe=FAST, frame_length=FRAME, model_kwargs=SMALL, device="cpu", log=None)
+    spread = bd.run_split_seeds(data, [0],
+                                lambda s: emoser.prep.speaker_indices(data, "A", "B", seed=s),
+                                recipe=FAST, frame_length=FRAME, model_kwargs=SMALL, device="cpu",
+                                log=None)
     again = bd.retest_per_speaker(spread, data)
     run, new = spread.results[0], again.results[0]
     assert new.model is run.model and np.array_equal(new.test_idx, run.test_idx)
@@ -207,7 +219,8 @@ def test_retest_per_speaker_uses_the_test_speakers_own_statistics():
     from emoser.training import evaluate
     norm = Normalizer.fit(test_waves)
     assert new.normalizer["B"].std == pytest.approx(norm.std)
-    expected = evaluate(run.model, FrameDataset(test_waves, data.labels[run.test_idx], FRAME, normalizer=norm))
+    expected = evaluate(run.model, FrameDataset(test_waves, data.labels[run.test_idx], FRAME,
+                                                normalizer=norm))
     assert new.evaluation.accuracy == pytest.approx(expected.accuracy)
     assert np.allclose(new.evaluation.probabilities, expected.probabilities, atol=1e-5)
     assert again.mean == pytest.approx(new.accuracy) and again.seeds == [0]

@@ -13,7 +13,8 @@ from emoser import cli
 from emoser.training import load_checkpoint
 
 RATE = 24414
-WORDS = ["back", "bar", "base", "bath", "bean", "beg", "bite", "boat", "bone", "book", "bought", "burn"]
+WORDS = ["back", "bar", "base", "bath", "bean", "beg", "bite", "boat", "bone", "book", "bought",
+         "burn"]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -59,8 +60,8 @@ def trained(corpus, tmp_path_factory):
     out = io.StringIO()
     try:
         with redirect_stdout(out):
-            capture["rc"] = cli.main(["train", "--data", str(corpus), "--epochs", "10", "--out", str(ckpt),
-                                      "--batch-size", "4", "--no-progress"])
+            capture["rc"] = cli.main(["train", "--data", str(corpus), "--epochs", "10",
+                                      "--out", str(ckpt), "--batch-size", "4", "--no-progress"])
     finally:
         mp.undo()
     capture["out"] = out.getvalue()
@@ -71,7 +72,7 @@ def trained(corpus, tmp_path_factory):
 def test_train_prints_log_accuracy_and_saves_settings(trained, corpus):
     assert trained["rc"] == 0, trained["out"]
     out = trained["out"]
-    assert f"TESS (real recordings" in out and f"from {corpus}" in out and "STAND-IN" not in out
+    assert "TESS (real recordings" in out and f"from {corpus}" in out and "STAND-IN" not in out
     assert "24 recordings (happy 12, sad 12); 16 for training, 8 for testing" in out
     assert sum(line.startswith("epoch ") for line in out.splitlines()) == 10
     assert "test accuracy: " in out and f"saved checkpoint: {trained['ckpt']}" in out
@@ -81,7 +82,8 @@ def test_train_prints_log_accuracy_and_saves_settings(trained, corpus):
     assert meta["normalizer"]["mode"] == "global" and meta["normalizer"]["std"] > 0
     assert meta["model_kwargs"] == {"numClass": 2, "inDim": 500}
     assert len(meta["history"]["epochs"]) == 10
-    assert meta["history"]["params"]["bucket"] == 0  # shuffled, no pools sorted by length (chapter 6)
+    # shuffled, no pools sorted by length (chapter 6)
+    assert meta["history"]["params"]["bucket"] == 0
     assert meta["test_accuracy"] >= 0.75, out  # high vs low tones: easy once trained
 
 

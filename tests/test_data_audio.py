@@ -65,7 +65,8 @@ def test_formats_mono_and_resampling(corpus):
     assert len(load_audio(good["48k"], rate=None)) == 12000  # native rate kept
 
 
-@pytest.mark.parametrize("kind, reason", [("empty", "empty file"), ("zeros", "all samples are zero"),
+@pytest.mark.parametrize("kind, reason", [("empty", "empty file"),
+                                          ("zeros", "all samples are zero"),
                                           ("garbage", "not a readable audio file")])
 def test_bad_file_error_names_file_and_reason(corpus, kind, reason):
     _, _, bad = corpus

@@ -10,8 +10,15 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from emoser.data import (ChecksumError, DownloadError, UnsafeArchiveError, download_tess,
-                         find_recordings, load_checksums, verify)
+from emoser.data import (
+    ChecksumError,
+    DownloadError,
+    UnsafeArchiveError,
+    download_tess,
+    find_recordings,
+    load_checksums,
+    verify,
+)
 from emoser.data.verify import Checksum
 
 # name -> the folder a distribution might put it in

@@ -1,4 +1,5 @@
-"""The real TESS subset found through EMOSER_TESS_DIR (CI sets it; skipped only when it is unset)."""
+"""The real TESS subset found through EMOSER_TESS_DIR (CI sets it; skipped only when it is
+unset)."""
 import os
 import time
 from pathlib import Path
@@ -34,7 +35,8 @@ def test_seed_task_loads_fast_and_labelled():
     data = load_tess()  # YAF happy vs sad, resolved through EMOSER_TESS_DIR
     seconds = time.perf_counter() - t0
     assert len(data) == 399 and data.counts() == {"happy": 200, "sad": 199}
-    assert not data.is_standin and data.source.startswith("TESS (real") and data.root == Path(TESS_DIR)
+    assert (not data.is_standin and data.source.startswith("TESS (real")
+            and data.root == Path(TESS_DIR))
     assert data.classes == ("happy", "sad") and np.bincount(data.labels).tolist() == [200, 199]
     lengths = np.array([len(w) for w in data.waves]) / data.rate
     assert 1.2 < lengths.min() and lengths.max() < 3.0

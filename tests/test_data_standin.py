@@ -40,7 +40,8 @@ def test_layout_names_rate_and_marker(small):
 def test_prosody_differs_by_emotion_but_overlaps(small):
     cat = find_recordings(small, speakers=("YAF",))
     waves, _ = load_waveforms(cat.records, cache=False)
-    dur = {e: [len(w) / 24414 for w, r in zip(waves, cat) if r.emotion == e] for e in ("happy", "sad")}
+    dur = {e: [len(w) / 24414 for w, r in zip(waves, cat) if r.emotion == e]
+           for e in ("happy", "sad")}
     assert np.mean(dur["happy"]) < np.mean(dur["sad"])  # happy is spoken faster ...
     assert min(dur["sad"]) < max(dur["happy"])  # ... but the classes overlap
 

@@ -9,8 +9,8 @@ import torch
 
 import emoser
 import emoser.experiments as ex
-from emoser.prep import Normalizer
 from emoser.experiments import SeedRuns
+from emoser.prep import Normalizer
 
 FRAME = 256  # the shortest frame the default CNN accepts is 254 samples
 SMALL = {"convOutNum": 4, "hiddenSize": 8}
@@ -25,7 +25,8 @@ def _toy(n_per_class=(12, 10, 8), seed=0):
         for j in range(n):
             length = int(rng.integers(2 * FRAME, 5 * FRAME))
             t = np.arange(length)
-            wave = np.sin(2 * np.pi * 0.02 * (k + 1) * t + rng.uniform(0, 6)) + 0.05 * rng.normal(size=length)
+            wave = (np.sin(2 * np.pi * 0.02 * (k + 1) * t + rng.uniform(0, 6))
+                    + 0.05 * rng.normal(size=length))
             waves.append((3.0 + wave).astype(np.float32))  # offset: normalization matters
             labels.append(k)
             records.append(SimpleNamespace(word=f"w{k}_{j}", speaker="T", emotion=f"c{k}"))
@@ -82,7 +83,8 @@ def test_per_utterance_and_no_normalization():
     assert out.dtype == np.float32
     assert abs(float(out.mean())) < 1e-5 and abs(float(out.std()) - 1) < 1e-5
     data = _toy()
-    assert isinstance(_run(data, normalization="per_utterance").normalizer, emoser.prep.PerUtteranceNormalizer)
+    assert isinstance(_run(data, normalization="per_utterance").normalizer,
+                      emoser.prep.PerUtteranceNormalizer)
     assert _run(data, normalization="none").normalizer is None
     with pytest.raises(ValueError, match="normalization"):
         _run(data, normalization="batch")
@@ -95,7 +97,8 @@ def test_classes_subset_and_given_indices():
     kept = np.concatenate([run.train_idx, run.test_idx])
     assert set(data.labels[kept].tolist()) == {0, 2}
     # c2 is label 0 now
-    assert run.evaluation.targets.tolist() == [0 if data.labels[i] == 2 else 1 for i in run.test_idx]
+    assert run.evaluation.targets.tolist() == [0 if data.labels[i] == 2 else 1
+                                               for i in run.test_idx]
     train, test = np.arange(0, 30, 2), np.arange(1, 30, 2)
     run = _run(data, train_idx=train, test_idx=test)
     assert run.train_idx.tolist() == train.tolist() and run.test_idx.tolist() == test.tolist()
@@ -170,7 +173,8 @@ def test_run_seeds_table_and_misclassified():
 def test_the_toy_task_is_learned():
     """A tone-pitch task must be learned well: catches a broken pipeline, not only a crash."""
     data = _toy((16, 16))
-    run = _run(data, recipe=emoser.training.Recipe(epochs=12, lr=1e-2, batch_size=8, schedule="cosine"))
+    run = _run(data, recipe=emoser.training.Recipe(epochs=12, lr=1e-2, batch_size=8,
+                                                   schedule="cosine"))
     assert run.accuracy >= 0.8, run.history.as_table()
     assert run.history["train_loss"][-1] < run.history["train_loss"][0]
 
@@ -208,10 +212,12 @@ def test_forget_bias_initialization():
 
 def test_original_recipe_matches_the_exercise():
     r = emoser.training.ORIGINAL_RECIPE
-    assert (r.epochs, r.lr, r.batch_size, r.clip_grad_norm, r.schedule, r.forget_bias, r.amsgrad) == \
-        (20, 1e-4, 10, None, "constant", None, False)
-    assert emoser.training.RECIPE.replace(epochs=3).epochs == 3 and emoser.training.RECIPE.epochs != 3  # frozen, copied
-    assert emoser.training.RECIPE.scheduler(torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)) is not None
+    assert (r.epochs, r.lr, r.batch_size, r.clip_grad_norm, r.schedule, r.forget_bias,
+            r.amsgrad) == (20, 1e-4, 10, None, "constant", None, False)
+    assert (emoser.training.RECIPE.replace(epochs=3).epochs == 3
+            and emoser.training.RECIPE.epochs != 3)  # frozen, copied
+    assert emoser.training.RECIPE.scheduler(
+        torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)) is not None
     assert r.scheduler(torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)) is None
 
 
@@ -227,6 +233,7 @@ def test_recipe_reaches_fit_and_the_optimizer(monkeypatch):
 
     monkeypatch.setattr(emoser.training.recipe, "fit", spy)
     _run(_toy(), recipe=FAST.replace(epochs=1))
-    assert seen == {"bucket": False, "amsgrad": False, "clip": 1.0}  # no length-sorted batches by default
+    # no length-sorted batches by default
+    assert seen == {"bucket": False, "amsgrad": False, "clip": 1.0}
     _run(_toy(), recipe=FAST.replace(epochs=1, bucket=4, amsgrad=True, clip_grad_norm=None))
     assert seen == {"bucket": 4, "amsgrad": True, "clip": None}

@@ -1,5 +1,4 @@
 """Known-answer tests for emoser.explore (no TESS needed)."""
-import os
 import tempfile
 from pathlib import Path
 

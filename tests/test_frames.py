@@ -5,7 +5,14 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from emoser.prep import FrameDataset, Normalizer, collate_frames, frame_signal, ms_to_samples, pad_sequences
+from emoser.prep import (
+    FrameDataset,
+    Normalizer,
+    collate_frames,
+    frame_signal,
+    ms_to_samples,
+    pad_sequences,
+)
 
 
 # ---------------------------------------------------------------- ms_to_samples
@@ -71,8 +78,10 @@ def test_frame_signal_exact_multiple_has_no_extra_frame():
 
 
 def test_frame_signal_overlap():
-    np.testing.assert_array_equal(frame_signal(np.arange(7), 3, hop=2), [[0, 1, 2], [2, 3, 4], [4, 5, 6]])
-    np.testing.assert_array_equal(frame_signal(np.arange(1, 7), 4, hop=2), [[1, 2, 3, 4], [3, 4, 5, 6]])
+    np.testing.assert_array_equal(frame_signal(np.arange(7), 3, hop=2),
+                                  [[0, 1, 2], [2, 3, 4], [4, 5, 6]])
+    np.testing.assert_array_equal(frame_signal(np.arange(1, 7), 4, hop=2),
+                                  [[1, 2, 3, 4], [3, 4, 5, 6]])
     np.testing.assert_array_equal(frame_signal(np.arange(1, 8), 4, hop=2),
                                   [[1, 2, 3, 4], [3, 4, 5, 6], [5, 6, 7, 0]])
 
@@ -127,7 +136,8 @@ def test_pad_sequences_shapes_lengths_and_zeros():
     assert pad_sequences(seqs, dtype=torch.float64)[0].dtype == torch.float64
 
 
-@pytest.mark.parametrize("seqs", [[], [np.zeros((0, 3))], [np.zeros(3)], [np.zeros((2, 3)), np.zeros((2, 4))]])
+@pytest.mark.parametrize("seqs", [[], [np.zeros((0, 3))], [np.zeros(3)],
+                                  [np.zeros((2, 3)), np.zeros((2, 4))]])
 def test_pad_sequences_rejects_bad_input(seqs):
     with pytest.raises(ValueError):
         pad_sequences(seqs)

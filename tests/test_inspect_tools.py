@@ -9,10 +9,21 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from emoser.course import (compare_timings, format_table, frame_features, gate_trace,  # noqa: E402
-                           max_abs_error, parameter_table, plot_gates, time_call)
-from emoser.nn import LstmCell, LstmLayer  # noqa: E402
-from emoser.nn import AudioNet  # noqa: E402
+from emoser.course import (  # noqa: E402
+    compare_timings,
+    format_table,
+    frame_features,
+    gate_trace,
+    max_abs_error,
+    parameter_table,
+    plot_gates,
+    time_call,
+)
+from emoser.nn import (  # noqa: E402
+    AudioNet,  # noqa: E402
+    LstmCell,
+    LstmLayer,
+)
 
 
 def test_frame_features_known_answers():
@@ -70,7 +81,8 @@ def test_plot_gates_labels_everything():
 def test_parameter_table_counts_shared_modules_once():
     table = parameter_table(AudioNet())
     rows = dict(table)
-    assert [name for name, _ in table] == ["conv1", "conv_rest.0", "lstm.0", "lstm.1", "fc", "total"]
+    assert [name for name, _ in table] == ["conv1", "conv_rest.0", "lstm.0", "lstm.1", "fc",
+                                           "total"]
     assert rows["conv1"] == 64 * 5 + 64
     assert rows["conv_rest.0"] == 64 * 64 * 5 + 64
     assert rows["lstm.0"] == 4 * 64 * (128 + 64 + 1)

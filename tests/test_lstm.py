@@ -8,7 +8,14 @@ from torch import nn
 from torch.func import functional_call
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from emoser.nn import LstmCell, LstmLayer, copy_to_torch_lstm, copy_to_torch_lstm_cell, from_torch, torch_gate_weights
+from emoser.nn import (
+    LstmCell,
+    LstmLayer,
+    copy_to_torch_lstm,
+    copy_to_torch_lstm_cell,
+    from_torch,
+    torch_gate_weights,
+)
 
 TOL = 1e-10
 D64 = torch.float64
@@ -103,7 +110,8 @@ LENGTHS = [7, 3, 5, 1]
 def _layer_case(seed=0, n_in=5, hid=4):
     torch.manual_seed(seed)
     layer = LstmLayer(n_in, hid).double()
-    x = torch.randn(len(LENGTHS), max(LENGTHS) + 2, n_in, dtype=D64)  # padded beyond the longest too
+    # padded beyond the longest too
+    x = torch.randn(len(LENGTHS), max(LENGTHS) + 2, n_in, dtype=D64)
     lengths = torch.tensor(LENGTHS)
     return layer, x, lengths
 

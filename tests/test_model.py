@@ -4,8 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from emoser.nn import LstmLayer
-from emoser.nn import AudioNet, describe_shapes, min_frame_length, relu_max_pool2
+from emoser.nn import AudioNet, LstmLayer, describe_shapes, min_frame_length, relu_max_pool2
 
 
 def _batch(n=3, t=6, d=500, lengths=(6, 2, 4), dtype=torch.float32, seed=0):
@@ -25,7 +24,8 @@ def test_default_feature_size_and_parameter_count():
     lstm1 = 4 * ((128 + 64) * 64 + 64)  # four gates, each (F + H) -> H
     lstm2 = 4 * ((64 + 64) * 64 + 64)
     fc = 64 * 2 + 2
-    assert sum(p.numel() for p in model.parameters()) == conv1 + conv_shared + lstm1 + lstm2 + fc == 103_490
+    assert (sum(p.numel() for p in model.parameters()) == conv1 + conv_shared + lstm1 + lstm2 + fc
+            == 103_490)
     unshared = AudioNet(sharedConv=False)
     assert sum(p.numel() for p in unshared.parameters()) == 103_490 + conv_shared
 
@@ -56,7 +56,8 @@ def test_min_frame_length_is_tight(layers, k):
     minimum = min_frame_length(layers, k)
     AudioNet(inDim=minimum, convLayerNum=layers, convKernelSize=k, convOutNum=4, hiddenSize=4)
     with pytest.raises(ValueError, match=str(minimum)):
-        AudioNet(inDim=minimum - 1, convLayerNum=layers, convKernelSize=k, convOutNum=4, hiddenSize=4)
+        AudioNet(inDim=minimum - 1, convLayerNum=layers, convKernelSize=k, convOutNum=4,
+                 hiddenSize=4)
 
 
 def test_min_frame_length_known_answers():
@@ -84,7 +85,8 @@ def test_only_valid_frames_enter_the_cnn(gemm):
     model.gemm_frontend = gemm
     seen = []
     frontend = model.frontend
-    model.frontend = lambda frames, trace=None: seen.append(frames.shape[0]) or frontend(frames, trace)
+    model.frontend = lambda frames, trace=None: (seen.append(frames.shape[0])
+                                                 or frontend(frames, trace))
     x, lengths = _batch(t=30)
     model(x, lengths)
     assert seen == [int(lengths.sum())]
@@ -120,7 +122,8 @@ def _literal_relu_max_pool(y):
 @pytest.mark.parametrize("length", [2, 7, 122, 123])
 @pytest.mark.parametrize("ties", [False, True])
 def test_relu_max_pool2_is_relu_then_max_pooling(length, ties):
-    """Same values and exactly the same gradients as the literal ops, odd lengths and ties included."""
+    """Same values and exactly the same gradients as the literal ops, odd lengths and ties
+    included."""
     gen = torch.Generator().manual_seed(length)
     y = torch.randn(5, 4, length, generator=gen)
     if ties:  # small integers: many equal pairs, many zeros and negative pairs

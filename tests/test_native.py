@@ -14,11 +14,9 @@ import numpy as np
 import pytest
 import torch
 
-from emoser.nn import kernels as speed
-from emoser.nn.kernels import frontend, recurrence
-from emoser.nn.kernels import native
 from emoser.nn import AudioNet
-from emoser.nn.kernels import frontend_receptive_field
+from emoser.nn import kernels as speed
+from emoser.nn.kernels import frontend, frontend_receptive_field, native, recurrence
 
 D64, F32 = torch.float64, torch.float32
 TOL = {D64: dict(rtol=1e-12, atol=1e-12), F32: dict(rtol=2e-5, atol=2e-5)}

@@ -3,9 +3,19 @@ import numpy as np
 import pytest
 import torch
 
-from emoser.prep import Normalizer, frame_signal
+from emoser.experiments.original import (
+    OriginalAudioNet,
+    OriginalLSTMLayer,
+    last_step_gather,
+    last_step_loop,
+    original_evaluate,
+    original_feature_size,
+    original_frames,
+    original_prepare,
+    original_train,
+)
 from emoser.nn import AudioNet
-from emoser.experiments.original import OriginalAudioNet, OriginalLSTMLayer, last_step_gather, last_step_loop, original_evaluate, original_feature_size, original_frames, original_prepare, original_train
+from emoser.prep import Normalizer, frame_signal
 
 
 def _batch(n=3, t=5, d=500, dtype=torch.float64, seed=0):
@@ -111,7 +121,8 @@ def _toy_corpus():
 def test_leakage_flag_uses_test_data_in_the_statistics():
     waves, labels, test_idx, train_idx = _toy_corpus()
     leaky = original_prepare(waves, labels, 100, train_idx=train_idx, test_idx=test_idx)
-    clean = original_prepare(waves, labels, 100, train_idx=train_idx, test_idx=test_idx, leak_stats=False)
+    clean = original_prepare(waves, labels, 100, train_idx=train_idx, test_idx=test_idx,
+                             leak_stats=False)
     assert leaky.mean == pytest.approx(np.concatenate(waves).mean())
     assert clean.mean == pytest.approx(Normalizer.fit([waves[i] for i in train_idx]).mean, rel=1e-6)
     assert abs(leaky.mean - clean.mean) > 1e-3
@@ -133,7 +144,8 @@ def test_misaligned_lengths_do_not_belong_to_their_samples():
 def test_class_ordered_training_data():
     waves, labels, test_idx, train_idx = _toy_corpus()
     rng = np.random.default_rng(1)
-    data = original_prepare(waves, labels, 100, train_idx=rng.permutation(train_idx), test_idx=test_idx)
+    data = original_prepare(waves, labels, 100, train_idx=rng.permutation(train_idx),
+                            test_idx=test_idx)
     y = data.y_train.numpy()
     assert (np.diff(y) >= 0).all() and y[0] != y[-1]  # all of one class, then the other
 

@@ -9,6 +9,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from emoser.course import figures as plots  # noqa: E402
+from emoser.course.figures import signals  # noqa: E402
 from emoser.training import History  # noqa: E402
 
 
@@ -22,12 +23,14 @@ def assert_labelled(fig):
     assert fig.axes, "figure has no axes"
     for ax in fig.axes:
         assert ax.get_title().strip(), f"axes without title in {fig}"
-        assert ax.get_xlabel().strip() and ax.get_ylabel().strip(), f"axes {ax.get_title()!r} lacks a label"
+        assert ax.get_xlabel().strip() and ax.get_ylabel().strip(), (
+            f"axes {ax.get_title()!r} lacks a label")
 
 
 def history(accs, val=True):
     return History(epochs=[{"epoch": k + 1, "train_loss": 1 - a, "train_acc": a,
-                            "val_loss": (1.1 - a) if val else None, "val_acc": (a - 0.05) if val else None,
+                            "val_loss": (1.1 - a) if val else None,
+                            "val_acc": (a - 0.05) if val else None,
                             "seconds": 0.1} for k, a in enumerate(accs)])
 
 
@@ -67,12 +70,13 @@ def test_plot_waveform_and_spectrogram():
     rate = 8000
     t = np.arange(rate // 2) / rate
     low, high = np.sin(2 * np.pi * 300 * t), np.sin(2 * np.pi * 2000 * t)
-    fig = plots.plot_waveform_and_spectrogram([low, torch.tensor(high)], rate, titles=["low", "high"])
+    fig = plots.plot_waveform_and_spectrogram([low, torch.tensor(high)], rate,
+                                              titles=["low", "high"])
     assert_labelled(fig)
     assert len(fig.axes) == 4
     assert fig.axes[0].get_title() == "low"
     # the spectrogram's loudest band sits at the tone's frequency
-    freqs, _, db = plots._spectrogram_db(high, rate, 512)
+    freqs, _, db = signals._spectrogram_db(high, rate, 512)
     assert abs(freqs[db.mean(axis=1).argmax()] - 2000) < rate / 512 * 1.5
     assert_labelled(plots.plot_waveform_and_spectrogram(low, rate))
 

@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import re
 import sys
+
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10

@@ -10,12 +10,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from emoser.nn import LstmLayer
-from emoser.nn import AudioNet
-from emoser.nn import kernels as speed
-from emoser.nn.kernels import frontend, recurrence
-from emoser.nn.kernels import native
-from emoser.nn.kernels import frontend_gemm, frontend_receptive_field, lstm_recurrence, lstm_stack_last
+from emoser.nn import AudioNet, LstmLayer
+from emoser.nn.kernels import (
+    frontend,
+    frontend_gemm,
+    frontend_receptive_field,
+    lstm_recurrence,
+    lstm_stack_last,
+    native,
+)
 
 D64 = torch.float64
 

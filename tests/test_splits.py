@@ -3,7 +3,6 @@ import numpy as np
 import pytest
 
 import emoser
-from emoser import training as train
 from emoser.prep import speaker_split, stratified_split, word_disjoint_split
 
 

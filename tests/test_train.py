@@ -8,8 +8,8 @@ from torch import nn
 
 import emoser
 from emoser import training as train
-from emoser.prep import FrameDataset, Normalizer, collate_frames
 from emoser.nn import AudioNet
+from emoser.prep import FrameDataset, Normalizer, collate_frames
 
 RATE = 8000
 FRAME = 160

@@ -142,7 +142,8 @@ def check_page_files(html_dir: Path, page: str, must_have_figure: bool = False) 
         elif "_images" in file.relative_to(html_dir).parts[:1]:
             figures += 1
     if must_have_figure and figures == 0:
-        problems.append(f"{page}: its notebook stores figures but the page shows no image from _images/")
+        problems.append(f"{page}: its notebook stores figures "
+                        "but the page shows no image from _images/")
     return problems
 
 
@@ -270,7 +271,8 @@ class Chromium:
                 f"{executable} not found: install Debian's Chromium (apt-get install -y chromium)")
         self.timeout = timeout
         self.profile = tempfile.mkdtemp(prefix="check-book-chromium-")
-        self.log = tempfile.TemporaryFile()  # Chromium's own chatter; a pipe could fill and block it
+        # Chromium's own chatter; a pipe could fill and block it
+        self.log = tempfile.TemporaryFile()
         self.process = subprocess.Popen(
             [executable, *CHROMIUM_FLAGS, f"--user-data-dir={self.profile}",
              f"--window-size={WINDOW[0]},{WINDOW[1]}", "--remote-debugging-port=0", "about:blank"],
@@ -323,10 +325,12 @@ class Chromium:
                 return True
         return False
 
-    def visit(self, url: str, base_url: str, screenshot: Path | None, settle: float = 1.5) -> PageReport:
+    def visit(self, url: str, base_url: str, screenshot: Path | None,
+              settle: float = 1.5) -> PageReport:
         """Load ``url`` in a new tab, report errors and save a screenshot."""
         target = self.send("Target.createTarget", {"url": "about:blank"})["targetId"]
-        session = self.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+        session = self.send("Target.attachToTarget",
+                            {"targetId": target, "flatten": True})["sessionId"]
         report = PageReport()
         try:
             for domain in ("Page", "Runtime", "Log", "Network"):
@@ -425,7 +429,8 @@ def main(argv: list[str] | None = None) -> int:
                   flush=True)
 
     for note, count in collections.Counter(notes).items():
-        print(f"note: {note} (on {count} page(s); another host, not a failure: the check may run offline)")
+        print(f"note: {note} (on {count} page(s); another host, not a failure: "
+              "the check may run offline)")
     print(f"checked {len(pages)} pages ({len(with_figures)} with figures) in "
           f"{time.perf_counter() - start:.1f} s; screenshots in {shots}")
     if problems:

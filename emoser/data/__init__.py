@@ -1,7 +1,8 @@
 """emoser.data: finding, checking, downloading and loading TESS (or its offline stand-in).
 
 Where the data come from is decided in one place, :mod:`emoser.data.config`
-(:func:`resolve_data_dir`; the cache folder is :mod:`emoser.data.cache`): an explicit path, else ``$EMOSER_TESS_DIR``, else an earlier download
+(:func:`resolve_data_dir`; the cache folder is :mod:`emoser.data.cache`): an explicit path,
+else ``$EMOSER_TESS_DIR``, else an earlier download
 in ``<cache>/tess`` (``<cache>`` = ``$EMOSER_CACHE_DIR`` or ``~/.cache/emoser``), else a download
 (when asked, or in Colab), else an error saying how to get the data. :func:`load_tess` may then
 fall back to a generated stand-in corpus, always labelled "STAND-IN ..., not TESS".

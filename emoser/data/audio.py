@@ -35,7 +35,10 @@ _MIN_STD = 1e-6  # a signal varying less than this (-120 dBFS) carries no sound
 
 
 class AudioLoadError(ValueError):
-    """A recording cannot be used; ``.path`` and ``.reason`` say which and why."""
+    """A recording cannot be used; ``.path`` and ``.reason`` say which and why.
+
+    Chapter: chapters/01_data.ipynb
+    """
 
     def __init__(self, path, reason: str):
         self.path = Path(path)
@@ -65,7 +68,8 @@ class LoadReport:
 
     def summary(self) -> str:
         """One line: resampled and skipped files (named) and the time taken."""
-        s = f"{'cached' if self.from_cache else 'decoded'} in {self.seconds:.2f} s at {self.rate} Hz"
+        how = "cached" if self.from_cache else "decoded"
+        s = f"{how} in {self.seconds:.2f} s at {self.rate} Hz"
         if self.resampled:
             s += "; resampled: " + ", ".join(f"{Path(p).name} ({r} Hz)" for p, r in self.resampled)
         if self.skipped:
@@ -77,6 +81,10 @@ class LoadReport:
 
 
 def resample(x: np.ndarray, src: int, dst: int) -> np.ndarray:
+    """Resample ``x`` from ``src`` Hz to ``dst`` Hz (soxr, high quality; float32 out).
+
+    Chapter: chapters/01_data.ipynb
+    """
     try:
         import soxr
         return soxr.resample(x, src, dst, quality="HQ").astype(np.float32, copy=False)

@@ -33,7 +33,10 @@ ENV_TESS_DIR = "EMOSER_TESS_DIR"
 
 
 class TessNotFoundError(FileNotFoundError):
-    """No TESS copy was found and no download was requested."""
+    """No TESS copy was found and no download was requested.
+
+    Chapter: chapters/01_data.ipynb
+    """
 
 
 def how_to_get_tess() -> str:

@@ -34,7 +34,8 @@ class TessData:
         classes: emotion names, in :data:`EMOTIONS` order.
         records: the :class:`Recording` of each wave.
         report: what loading resampled or skipped.
-        source: ``"TESS (real recordings, ...)"`` or ``"STAND-IN synthetic corpus (...), not TESS"``;
+        source: ``"TESS (real recordings, ...)"`` or
+            ``"STAND-IN synthetic corpus (...), not TESS"``;
             it names no folder, so a chapter can print it without storing a machine's path.
         is_standin: True when the data are the generated stand-in, not TESS.
         rate: sampling rate in Hz.

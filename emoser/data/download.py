@@ -52,15 +52,24 @@ STALL_BYTES = 1 << 20
 
 
 class DownloadError(RuntimeError):
-    """The download failed; the message says what failed and what was kept."""
+    """The download failed; the message says what failed and what was kept.
+
+    Chapter: chapters/01_data.ipynb
+    """
 
 
 class UnsafeArchiveError(DownloadError):
-    """An archive entry would land outside the extraction folder (absolute path, ``..``, link)."""
+    """An archive entry would land outside the extraction folder (absolute path, ``..``, link).
+
+    Chapter: chapters/01_data.ipynb
+    """
 
 
 class ChecksumError(DownloadError):
-    """Extracted recordings do not match the published checksums (or some are missing)."""
+    """Extracted recordings do not match the published checksums (or some are missing).
+
+    Chapter: chapters/01_data.ipynb
+    """
 
 
 class _TransferError(Exception):
@@ -217,7 +226,8 @@ def _safe_extract(archive: Path, dest: Path, depth: int = 0) -> None:
             for info in infos:
                 _check_member(info, archive)
             if sum(i.file_size for i in infos) > _MAX_UNPACKED:
-                raise UnsafeArchiveError(f"{archive.name}: claims more than 8 GiB unpacked; refused")
+                raise UnsafeArchiveError(f"{archive.name}: claims more than 8 GiB unpacked; "
+                                         "refused")
             dest.mkdir(parents=True, exist_ok=True)
             root = dest.resolve()
             for info in infos:

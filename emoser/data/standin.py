@@ -64,7 +64,10 @@ _VOWELS = {  # rough first three formants (Hz) of vowel letters
 
 def formant_say(word: str, rate: float, pitch: float, prange: float, volume: float,
                  voice_shift: float, sr: int, rng: np.random.Generator) -> np.ndarray:
-    """Fallback voice: glottal pulses with an F0 contour through formant resonators."""
+    """Fallback voice: glottal pulses with an F0 contour through formant resonators.
+
+    Chapter: chapters/01_data.ipynb
+    """
     from scipy.signal import lfilter
 
     syllables = ["ay", "e", "o", word]  # "say the word <word>"
@@ -91,7 +94,10 @@ def formant_say(word: str, rate: float, pitch: float, prange: float, volume: flo
 
 
 def synthesis_engine(requested: str):
-    """Return ("espeak", _Espeak) or ("formant", None)."""
+    """Return ("espeak", _Espeak) or ("formant", None).
+
+    Chapter: chapters/01_data.ipynb
+    """
     if requested not in ("auto", "espeak", "formant"):
         raise ValueError(f"engine must be 'auto', 'espeak' or 'formant', not {requested!r}")
     if requested == "formant":

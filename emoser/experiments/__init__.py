@@ -22,7 +22,7 @@ from .defects import (
                       run_with_defect,
 )
 from .inference import REQUIRED_META, load_trained, normalizer_from_meta, predict_wave
-from .pipeline import Prepared, Run, misclassified, prepare, run_protocol, train_and_test
+from .pipeline import Prepared, Run, prepare, run_protocol, train_and_test
 from .seeds import (
                       SeedRuns,
                       confused_pairs,

@@ -78,7 +78,8 @@ def misaligned_lengths(all_lengths, idx) -> np.ndarray:
     all_lengths = np.asarray(all_lengths, dtype=np.int64)
     idx = np.asarray(idx)
     if idx.size > all_lengths.size:
-        raise ValueError(f"misaligned_lengths: {idx.size} indices but only {all_lengths.size} lengths")
+        raise ValueError(f"misaligned_lengths: {idx.size} indices but only {all_lengths.size} "
+                         "lengths")
     return all_lengths[: idx.size].copy()
 
 
@@ -105,9 +106,11 @@ class ToldLengths(Dataset):
     def __init__(self, dataset: FrameDataset, lengths):
         lengths = np.asarray(lengths, dtype=np.int64)
         if lengths.shape != (len(dataset),):
-            raise ValueError(f"ToldLengths: {len(dataset)} examples but lengths of shape {lengths.shape}")
+            raise ValueError(f"ToldLengths: {len(dataset)} examples but lengths of shape "
+                             f"{lengths.shape}")
         if lengths.size and lengths.min() < 1:
-            raise ValueError(f"ToldLengths: every told length must be >= 1, got {int(lengths.min())}")
+            raise ValueError("ToldLengths: every told length must be >= 1, got "
+                             f"{int(lengths.min())}")
         self.dataset = dataset
         self.lengths = lengths
         self.true_lengths = np.asarray(dataset.lengths, dtype=np.int64)
@@ -205,8 +208,10 @@ def put_back(prepared: Prepared, defect: str | None) -> tuple[Prepared, dict]:
     if defect == "misaligned_lengths":
         step = prepared.hop  # frames = ceil(samples / hop) for hop = frame length
         all_lengths = np.array([max(1, -(-len(w) // step)) for w in prepared.waves], dtype=np.int64)
-        train_set = ToldLengths(prepared.train_set, misaligned_lengths(all_lengths, prepared.train_idx))
-        test_set = ToldLengths(prepared.test_set, misaligned_lengths(all_lengths, prepared.test_idx))
+        train_set = ToldLengths(prepared.train_set,
+                                misaligned_lengths(all_lengths, prepared.train_idx))
+        test_set = ToldLengths(prepared.test_set,
+                               misaligned_lengths(all_lengths, prepared.test_idx))
         wrong = {"train": train_set.n_wrong, "test": test_set.n_wrong}
         return prepared.replace(train_set=train_set, test_set=test_set), wrong
     return prepared, wrong
@@ -304,5 +309,6 @@ def defect_table(runs: Sequence[DefectRun], threshold: float = 0.9) -> str:
         acc = run.test_acc
         first = first_epoch_at(acc, threshold)
         rows.append([run.title, f"{100 * run.accuracy:.1f}%", f"{100 * max(acc):.1f}%",
-                     f"{plateau_epochs(acc)} of {len(acc)}", "never" if first is None else str(first)])
+                     f"{plateau_epochs(acc)} of {len(acc)}",
+                     "never" if first is None else str(first)])
     return format_table(rows, header, align="l" + "r" * (len(header) - 1))

@@ -43,7 +43,7 @@ from ..training.history import History
 from ..training.recipe import RECIPE, Recipe, fit_with_recipe, init_forget_bias
 from ..training.runtime import set_seed
 
-__all__ = ["Prepared", "prepare", "train_and_test", "Run", "run_protocol", "misclassified"]
+__all__ = ["Prepared", "prepare", "train_and_test", "Run", "run_protocol"]
 
 
 # --------------------------------------------------------------------------- before training
@@ -111,7 +111,8 @@ def _select_classes(labels: np.ndarray, all_classes: tuple, classes):
     classes = tuple(classes)
     unknown = [c for c in classes if c not in all_classes]
     if unknown:
-        raise ValueError(f"classes {unknown} are not in the data (its classes: {list(all_classes)})")
+        raise ValueError(f"classes {unknown} are not in the data (its classes: "
+                         f"{list(all_classes)})")
     if len(set(classes)) != len(classes) or len(classes) < 2:
         raise ValueError(f"need at least two distinct classes, got {list(classes)}")
     old = [all_classes.index(c) for c in classes]
@@ -156,7 +157,8 @@ def _split(labels, keep, kept_labels, seed, train_idx, test_idx, test_size, val_
     else:
         val_idx = np.zeros(0, dtype=np.int64)
     if train_idx.size == 0 or test_idx.size == 0:
-        raise ValueError(f"empty split: {train_idx.size} training and {test_idx.size} test examples")
+        raise ValueError(f"empty split: {train_idx.size} training and {test_idx.size} test "
+                         "examples")
     return train_idx, val_idx, test_idx
 
 
@@ -331,7 +333,8 @@ def train_and_test(prepared: Prepared, *, recipe: Recipe = RECIPE, model_kwargs:
     Chapter: chapters/07_evaluation.ipynb
     """
     if monitor_test and prepared.val_set is not None:
-        raise ValueError("monitor_test uses the validation columns: prepare without a validation set")
+        raise ValueError("monitor_test uses the validation columns: prepare without a validation "
+                         "set")
     kwargs = {"numClass": len(prepared.classes), "inDim": int(prepared.frame_length),
               **(model_kwargs or {})}
     set_seed(prepared.seed)
@@ -377,34 +380,3 @@ def run_protocol(data, seed: int = 0, *, recipe: Recipe = RECIPE, train_idx=None
     return train_and_test(prepared, recipe=recipe, model_kwargs=model_kwargs,
                           model_factory=model_factory, device=device, log=log,
                           progress=progress, callback=callback)
-
-
-def misclassified(run: Run, records: Sequence | None = None) -> list[dict]:
-    """The test examples a run got wrong.
-
-    Args:
-        run (Run): from :func:`run_protocol`.
-        records (sequence | None): ``data.records`` (for the spoken word and the
-            speaker); None gives indices only.
-
-    Returns:
-        list[dict]: one dict per error, ordered by index: ``index`` (into the
-        data), ``word`` and ``speaker`` (when records are given), ``true`` and
-        ``predicted`` (class names) and ``confidence`` (probability of the
-        predicted class).
-
-    Chapter: chapters/07_evaluation.ipynb
-    """
-    ev = run.evaluation
-    wrong = np.flatnonzero(ev.predictions != ev.targets)
-    out = []
-    for k in wrong:
-        i = int(run.test_idx[k])
-        item = {"index": i}
-        if records is not None:
-            item["word"] = getattr(records[i], "word", None)
-            item["speaker"] = getattr(records[i], "speaker", None)
-        item.update(true=run.classes[int(ev.targets[k])], predicted=run.classes[int(ev.predictions[k])],
-                    confidence=float(ev.probabilities[k, ev.predictions[k]]))
-        out.append(item)
-    return sorted(out, key=lambda d: d["index"])

@@ -5,7 +5,8 @@ how much of a result is luck. :func:`run_seeds` repeats :func:`~emoser.experimen
 with stratified splits; :func:`run_split_seeds` with given training, validation and test
 indices (e.g. by speaker) and best-epoch selection on the validation set.
 
-Chapter: chapters/07_evaluation.ipynb
+Chapter: chapters/07_evaluation.ipynb, chapters/10_speaker_independent.ipynb,
+chapters/11_seven_emotions.ipynb
 """
 from __future__ import annotations
 
@@ -23,11 +24,11 @@ from ..prep.splits import record_field
 from ..training.evaluation import Evaluation, evaluate
 from ..training.recipe import RECIPE
 from ..training.selection import KeepBest
-from .pipeline import run_protocol
+from .pipeline import Run, run_protocol
 
 __all__ = ["SeedRuns", "multi_seed", "run_seeds", "seed_table", "run_split_seeds",
            "retest_per_speaker", "pooled_confusion", "recall_table", "spread_table",
-           "confused_pairs"]
+           "confused_pairs", "misclassified"]
 
 
 @dataclass
@@ -161,7 +162,8 @@ def seed_table(spread: SeedRuns, seconds: bool = False) -> str:
             row.append(f"{run.history.total_seconds:.0f}")
         rows.append(row)
     f1 = np.array([r.evaluation.macro_f1() for r in spread.results])
-    rows.append(["mean", f"{100 * spread.mean:.2f}%", "", f"{f1.mean():.3f}"] + ([""] if seconds else []))
+    rows.append(["mean", f"{100 * spread.mean:.2f}%", "", f"{f1.mean():.3f}"]
+                + ([""] if seconds else []))
     rows.append(["std", f"{100 * spread.std:.2f}%", "", ""] + ([""] if seconds else []))
     return format_table(rows, header, align="r" * len(header))
 
@@ -170,7 +172,8 @@ def run_split_seeds(data, seeds: Iterable[int], indices: Callable[[int], tuple],
                     keep_best: bool = True, patience: int | None = None,
                     log: Callable[[str], Any] | None = print, label: str = "",
                     **kwargs) -> SeedRuns:
-    """One :func:`~emoser.experiments.run_protocol` per seed with given train/validation/test indices.
+    """One :func:`~emoser.experiments.run_protocol` per seed with given training, validation and
+    test indices.
 
     For each seed, ``indices(seed)`` gives ``(train_idx, val_idx, test_idx)`` (e.g.
     :func:`speaker_indices` or :func:`random_indices` with that seed); the run's seed also
@@ -232,7 +235,8 @@ def retest_per_speaker(spread: SeedRuns, data) -> SeedRuns:
     Args:
         spread (SeedRuns): runs of :func:`run_split_seeds` or
             :func:`~emoser.experiments.run_seeds` (each a :class:`~emoser.experiments.Run`).
-        data: the data the runs were trained on (``waves``, ``labels``, ``records`` with ``speaker``).
+        data: the data the runs were trained on (``waves``, ``labels``, ``records`` with
+            ``speaker``).
 
     Returns:
         SeedRuns: copies of the runs (same model objects) with the new ``evaluation``
@@ -249,7 +253,8 @@ def retest_per_speaker(spread: SeedRuns, data) -> SeedRuns:
         norms = {s: Normalizer.fit([data.waves[i] for i in test_idx[spk[test_idx] == s]])
                  for s in dict.fromkeys(spk[test_idx].tolist())}
         waves = [norms[spk[i]].apply(np.asarray(data.waves[i], dtype=np.float64)) for i in test_idx]
-        test_set = FrameDataset(waves, np.asarray(data.labels)[test_idx], run.frame_length, hop=run.hop,
+        test_set = FrameDataset(waves, np.asarray(data.labels)[test_idx], run.frame_length,
+                                hop=run.hop,
                                 dtype=next(run.model.parameters()).dtype)
         ev = evaluate(run.model, test_set, n_classes=len(run.classes))
         runs.append(dataclasses.replace(run, evaluation=ev, normalizer=norms))
@@ -306,7 +311,8 @@ def spread_table(spreads: Mapping[str, SeedRuns]) -> str:
     return format_table(rows, header, align="l" + "r" * (len(header) - 1))
 
 
-def confused_pairs(confusion, classes: Sequence[str], k: int = 5) -> list[tuple[str, str, int, float]]:
+def confused_pairs(confusion, classes: Sequence[str],
+                   k: int = 5) -> list[tuple[str, str, int, float]]:
     """The ``k`` largest off-diagonal cells of a confusion matrix: which class is taken for which.
 
     Args:
@@ -324,7 +330,8 @@ def confused_pairs(confusion, classes: Sequence[str], k: int = 5) -> list[tuple[
     confusion = np.asarray(confusion)
     classes = list(classes)
     if confusion.ndim != 2 or confusion.shape != (len(classes), len(classes)):
-        raise ValueError(f"confusion must be {len(classes)} × {len(classes)}, got shape {confusion.shape}")
+        raise ValueError(f"confusion must be {len(classes)} × {len(classes)}, got shape "
+                         f"{confusion.shape}")
     support = confusion.sum(axis=1)
     cells = []
     for i in range(len(classes)):
@@ -334,3 +341,35 @@ def confused_pairs(confusion, classes: Sequence[str], k: int = 5) -> list[tuple[
                 cells.append((-int(confusion[i, j]), -share, i, j))
     cells.sort()
     return [(classes[i], classes[j], -c, -s) for c, s, i, j in cells[:max(int(k), 0)]]
+
+
+def misclassified(run: Run, records: Sequence | None = None) -> list[dict]:
+    """The test examples a run got wrong.
+
+    Args:
+        run (Run): from :func:`run_protocol`.
+        records (sequence | None): ``data.records`` (for the spoken word and the
+            speaker); None gives indices only.
+
+    Returns:
+        list[dict]: one dict per error, ordered by index: ``index`` (into the
+        data), ``word`` and ``speaker`` (when records are given), ``true`` and
+        ``predicted`` (class names) and ``confidence`` (probability of the
+        predicted class).
+
+    Chapter: chapters/07_evaluation.ipynb
+    """
+    ev = run.evaluation
+    wrong = np.flatnonzero(ev.predictions != ev.targets)
+    out = []
+    for k in wrong:
+        i = int(run.test_idx[k])
+        item = {"index": i}
+        if records is not None:
+            item["word"] = getattr(records[i], "word", None)
+            item["speaker"] = getattr(records[i], "speaker", None)
+        item.update(true=run.classes[int(ev.targets[k])],
+                    predicted=run.classes[int(ev.predictions[k])],
+                    confidence=float(ev.probabilities[k, ev.predictions[k]]))
+        out.append(item)
+    return sorted(out, key=lambda d: d["index"])

@@ -17,7 +17,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..common import DEFAULT_FRAME_LENGTH
-from .kernels.frontend import frontend_gemm, frontend_receptive_field, needed_lengths
+from .kernels.frontend import frontend_gemm
+from .kernels.plan import frontend_receptive_field, needed_lengths
 from .kernels.recurrence import lstm_stack_last
 from .lstm import LstmLayer
 

@@ -3,7 +3,7 @@
 Every function returns sorted ``np.int64`` index arrays into the data set, so the
 same indices select waveforms, labels and records alike.
 
-Chapter: chapters/06_training.ipynb
+Chapter: chapters/06_training.ipynb, chapters/10_speaker_independent.ipynb
 """
 from __future__ import annotations
 

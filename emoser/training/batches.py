@@ -19,7 +19,10 @@ __all__ = ["dataset_lengths", "EpochBatches", "make_loader", "eval_loader", "run
 
 
 def dataset_lengths(dataset) -> np.ndarray:
-    """Sequence length (number of frames) of every example, without padding anything."""
+    """Sequence length (number of frames) of every example, without padding anything.
+
+    Chapter: chapters/06_training.ipynb
+    """
     lengths = getattr(dataset, "lengths", None)
     if lengths is not None:
         return np.asarray(lengths, dtype=np.int64)
@@ -36,6 +39,8 @@ class EpochBatches:
     cut into batches, and the batches of all pools are shuffled. Batches then hold
     sequences of similar length (little padding) while their composition still
     changes from epoch to epoch.
+
+    Chapter: chapters/06_training.ipynb
     """
 
     def __init__(self, lengths: np.ndarray, batch_size: int, generator: torch.Generator | None,
@@ -74,12 +79,20 @@ class EpochBatches:
 
 
 def make_loader(dataset, sampler, dev: torch.device) -> DataLoader:
+    """A DataLoader over ``dataset`` with these batches, collated by ``collate_frames``.
+
+    Chapter: chapters/06_training.ipynb
+    """
     # The data are tensors already in memory: worker processes would only add overhead.
     return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_frames, num_workers=0,
                       pin_memory=dev.type == "cuda")
 
 
 def model_device(model: nn.Module) -> torch.device:
+    """The device of the model's parameters (the CPU for a model without any).
+
+    Chapter: chapters/06_training.ipynb
+    """
     for p in model.parameters():
         return p.device
     return torch.device("cpu")
@@ -90,6 +103,8 @@ def run_batches(model: nn.Module, loader: DataLoader, dev: torch.device, *, opti
     """One pass over ``loader``; trains when ``optimizer`` is given.
 
     Sums stay on the device and are read once at the end: no GPU synchronisation per batch.
+
+    Chapter: chapters/06_training.ipynb
     """
     loss_fn = nn.CrossEntropyLoss(reduction="sum")
     total_loss = torch.zeros((), dtype=torch.float64, device=dev)
@@ -121,6 +136,10 @@ def run_batches(model: nn.Module, loader: DataLoader, dev: torch.device, *, opti
 
 
 def progress_bar(total: int, enabled: bool, desc: str):
+    """A tqdm progress bar, or None when disabled (also by ``TQDM_DISABLE``).
+
+    Chapter: chapters/06_training.ipynb
+    """
     env_off = os.environ.get("TQDM_DISABLE", "").strip().lower() not in ("", "0", "false", "no")
     if not enabled or env_off:
         return None
@@ -128,7 +147,10 @@ def progress_bar(total: int, enabled: bool, desc: str):
     return tqdm(total=total, desc=desc, unit="batch", leave=False)
 
 def eval_loader(dataset, batch_size: int, dev: torch.device):
-    """Batches in order of length (little padding); returns the loader and the order used."""
+    """Batches in order of length (little padding); returns the loader and the order used.
+
+    Chapter: chapters/06_training.ipynb
+    """
     lengths = dataset_lengths(dataset)
     order = np.argsort(lengths, kind="stable")
     batches = [order[i:i + batch_size].tolist() for i in range(0, len(order), batch_size)]

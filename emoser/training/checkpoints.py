@@ -28,7 +28,10 @@ _LEGACY_NAMES = {"emoser.model.AudioNet": "AudioNet"}
 
 
 class CheckpointError(ValueError):
-    """A checkpoint cannot be used: not one, unreadable, or it does not fit its model."""
+    """A checkpoint cannot be used: not one, unreadable, or it does not fit its model.
+
+    Chapter: chapters/07_evaluation.ipynb
+    """
 
 
 def register_model(cls: type, name: str | None = None) -> type:
@@ -82,7 +85,10 @@ def _plain(value):
 
 
 def _constructor_kwargs(model: nn.Module) -> dict | None:
-    """Constructor arguments read back from same-named attributes (as AudioNet keeps them), else None."""
+    """Constructor arguments read back from same-named attributes (as AudioNet keeps them).
+
+    None when an argument has no such attribute.
+    """
     try:
         params = inspect.signature(type(model).__init__).parameters.values()
     except (TypeError, ValueError):
@@ -150,7 +156,8 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, **meta) -> Path:
     if kwargs is None:
         kwargs = _constructor_kwargs(model)
     if not isinstance(kwargs, dict):
-        raise ValueError(f"cannot tell how to rebuild {type(model).__name__}: it has no `config` dict and "
+        raise ValueError(f"cannot tell how to rebuild {type(model).__name__}: it has no `config` "
+                         "dict and "
                          "does not keep every constructor argument as an attribute; "
                          "pass model_kwargs={...} (its constructor arguments)")
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
@@ -207,7 +214,8 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> tuple[nn.Mod
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"{path} is not a readable emoser checkpoint: {reason}") from exc
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{path} is not an emoser checkpoint (no '{CHECKPOINT_FORMAT}' marker)")
+        raise CheckpointError(f"{path} is not an emoser checkpoint (no '{CHECKPOINT_FORMAT}' "
+                              "marker)")
     name = str(payload.get("model_class"))
     cls = MODEL_CLASSES.get(_LEGACY_NAMES.get(name, name))
     if cls is None:
@@ -219,7 +227,8 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> tuple[nn.Mod
     except (TypeError, ValueError, RuntimeError, KeyError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"{path}: the weights do not fit a {name} with the stored "
-                              f"settings ({reason}); retrain with 'python -m emoser train'") from exc
+                              f"settings ({reason}); retrain with 'python -m emoser "
+                              "train'") from exc
     if isinstance(map_location, (str, torch.device)):
         model.to(map_location)  # load_state_dict copied the weights into CPU parameters
     model.eval()

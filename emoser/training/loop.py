@@ -35,7 +35,10 @@ __all__ = ["adam", "fit", "call_callback", "TrainingDiverged"]
 
 
 class TrainingDiverged(ValueError):
-    """The training loss became NaN or inf: the weights are useless from there on."""
+    """The training loss became NaN or inf: the weights are useless from there on.
+
+    Chapter: chapters/06_training.ipynb
+    """
 
 
 def adam(params, **kwargs) -> torch.optim.Adam:
@@ -135,7 +138,8 @@ def fit(model: nn.Module, train_set: Dataset, val_set: Dataset | None = None, *,
     val_loader = eval_loader(val_set, max(batch_size, 32), dev)[0] if val_set is not None else None
 
     history = History(params={"epochs": epochs, "lr": lr, "batch_size": batch_size, "seed": seed,
-                              "shuffle": shuffle, "bucket": pool_batches, "weight_decay": weight_decay,
+                              "shuffle": shuffle, "bucket": pool_batches,
+                              "weight_decay": weight_decay,
                               "clip_grad_norm": clip_grad_norm,
                               "device": str(dev), "n_train": len(train_set),
                               "n_val": None if val_set is None else len(val_set)})
@@ -163,7 +167,8 @@ def fit(model: nn.Module, train_set: Dataset, val_set: Dataset | None = None, *,
                 with torch.no_grad():
                     val_loss, val_acc, _ = run_batches(model, val_loader, dev)
             record = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc,
-                      "val_loss": val_loss, "val_acc": val_acc, "seconds": time.perf_counter() - start}
+                      "val_loss": val_loss, "val_acc": val_acc,
+                      "seconds": time.perf_counter() - start}
             history.epochs.append(record)
             if say is not None:
                 line = (f"epoch {epoch:>{width}}/{epochs}  train loss {train_loss:.4f}  "

@@ -1,6 +1,7 @@
 """emoser.nn.kernels: the fast paths of AudioNet, which compute the same function faster.
 
-* :mod:`~emoser.nn.kernels.frontend`: the CNN front-end as matrix products;
+* :mod:`~emoser.nn.kernels.frontend`: the CNN front-end as matrix products
+  (:mod:`~emoser.nn.kernels.plan`: which samples it needs);
 * :mod:`~emoser.nn.kernels.recurrence`: the LSTM recurrence (one layer, or a wavefront of
   layers) with a hand-written backward pass through time;
 * :mod:`~emoser.nn.kernels.native`: fused C kernels for the loops of both, compiled on first
