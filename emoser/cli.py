@@ -193,6 +193,8 @@ def _check_destination(out: Path) -> None:
     folder = out.parent
     while not folder.exists():
         folder = folder.parent
+    if not folder.is_dir():
+        raise CliError(f"cannot write the checkpoint {out}: {folder} is a file, not a folder")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise CliError(f"cannot write the checkpoint {out}: {folder} is not writable")
     if out.exists() and not os.access(out, os.W_OK):

@@ -66,7 +66,8 @@ CONFIGS = [
 ]
 
 
-@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()) or "default")
+@pytest.mark.parametrize("config", CONFIGS,
+                         ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()) or "default")
 def test_frontend_gemm_equals_the_modules_values_and_gradients(config):
     _compare_frontend_with_the_modules(config)
 
@@ -91,7 +92,8 @@ def _compare_frontend_with_the_modules(config):
         model.gemm_frontend = gemm
         out = model.frontend(frames)
         (out * weight).sum().backward()
-        results.append([out.detach()] + [p.grad.clone() for p in model.parameters() if p.grad is not None])
+        results.append([out.detach()] + [p.grad.clone() for p in model.parameters()
+                                          if p.grad is not None])
     fast, literal = results
     assert len(fast) == len(literal) == 1 + 2 * len({id(conv) for conv in model.conv_blocks()})
     for a, b in zip(fast, literal):
@@ -128,7 +130,8 @@ def test_frontend_gemm_refuses_what_it_cannot_do():
     with pytest.raises(ValueError, match="M × 500"):
         frontend_gemm(torch.zeros(2, 400), model.frontend_plan, model.conv_blocks())
     with pytest.raises(ValueError, match="no gradient for the frames"):
-        frontend_gemm(torch.zeros(2, 500, requires_grad=True), model.frontend_plan, model.conv_blocks())
+        frontend_gemm(torch.zeros(2, 500, requires_grad=True), model.frontend_plan,
+                      model.conv_blocks())
     # the model itself falls back to the modules when the frames need a gradient
     frames = torch.randn(2, 500, requires_grad=True)
     model.frontend(frames).sum().backward()
@@ -188,7 +191,8 @@ def test_wavefront_equals_the_layers_one_after_the_other(layers):
                 h, _ = layer(h, lengths, fused=False)
             h, _ = stack[-1](h, lengths, last_only=True, fused=False)
         (h * weight).sum().backward()
-        results.append([h.detach(), xx.grad] + [p.grad.clone() for layer in stack for p in layer.parameters()])
+        results.append([h.detach(), xx.grad] + [p.grad.clone() for layer in stack
+                                                for p in layer.parameters()])
     for a, b in zip(*results):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
 
@@ -209,7 +213,8 @@ def _literal(model):
     return model
 
 
-@pytest.mark.parametrize("config", [dict(), dict(lstmLayerNum=1), dict(lstmLayerNum=3, sharedConv=False)],
+@pytest.mark.parametrize("config", [dict(), dict(lstmLayerNum=1),
+                                    dict(lstmLayerNum=3, sharedConv=False)],
                          ids=["default", "one-layer", "three-layers"])
 def test_default_path_equals_the_literal_model_logits_and_gradients(config):
     torch.manual_seed(6)
@@ -234,7 +239,8 @@ CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
 @pytest.mark.gpu
 @CUDA
-@pytest.mark.parametrize("config", [dict(), dict(lstmLayerNum=1), dict(lstmLayerNum=3, sharedConv=False)],
+@pytest.mark.parametrize("config", [dict(), dict(lstmLayerNum=1),
+                                    dict(lstmLayerNum=3, sharedConv=False)],
                          ids=["default", "one-layer", "three-layers"])
 def test_default_path_on_cuda_equals_the_literal_model_on_the_cpu(config):
     """The fast path's every piece (GEMM front-end, fused layer, wavefront) on a GPU, float64."""

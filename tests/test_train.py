@@ -45,11 +45,13 @@ def toy_sets():
     waves, labels = tones()
     tr, te = emoser.prep.stratified_split(labels, 0.3, seed=0)
     norm = Normalizer.fit([waves[i] for i in tr])
-    return tuple(FrameDataset([waves[i] for i in idx], labels[idx], FRAME, normalizer=norm) for idx in (tr, te))
+    return tuple(FrameDataset([waves[i] for i in idx], labels[idx], FRAME, normalizer=norm)
+                 for idx in (tr, te))
 
 
 class Recorder(nn.Module):
-    """Stand-in model: logits from the mean valid frame; records the example ids it sees in training."""
+    """Stand-in model: logits from the mean valid frame; records the example ids it sees in
+    training."""
 
     def __init__(self, in_dim=4, n_classes=2):
         super().__init__()
@@ -126,7 +128,8 @@ def test_bucketing_reduces_padding_without_fixing_batches():
 
     def padding(bucket):
         model = Recorder()
-        train.fit(model, ds, epochs=2, batch_size=8, bucket=bucket, log=None, progress=False, device="cpu")
+        train.fit(model, ds, epochs=2, batch_size=8, bucket=bucket, log=None, progress=False,
+                  device="cpu")
         pad = sum(len(ls) * max(ls) - sum(ls) for ls in model.seen_lengths)
         return pad, model.seen
 
@@ -182,7 +185,8 @@ def test_fit_clips_gradients_and_takes_an_optimizer_factory():
     before = [p.detach().clone() for p in model.parameters()]
     train.fit(model, ds, epochs=1, batch_size=8, log=None, progress=False, device="cpu",
               optimizer=lambda params: torch.optim.SGD(params, lr=1.0), clip_grad_norm=0.01)
-    step = torch.sqrt(sum(((p.detach() - b) ** 2).sum() for p, b in zip(model.parameters(), before)))
+    step = torch.sqrt(sum(((p.detach() - b) ** 2).sum()
+                          for p, b in zip(model.parameters(), before)))
     assert 0 < step <= 0.01 + 1e-6  # one SGD step of lr 1 moves by the clipped gradient
 
 
@@ -193,7 +197,8 @@ def test_fit_rejects_bad_arguments():
 
 # ----------------------------------------------------------------------------- real model
 def test_fit_audionet_learns_tones(toy_sets):
-    """Known answer: 300 Hz vs 1200 Hz bursts are separable; AudioNet must get them right quickly."""
+    """Known answer: 300 Hz vs 1200 Hz bursts are separable; AudioNet must get them right
+    quickly."""
     train_set, test_set = toy_sets
     train.set_seed(0)
     model = AudioNet(**SMALL)
@@ -241,7 +246,8 @@ def test_evaluate_matches_one_by_one_predictions(toy_sets):
         single = [int(model(f.unsqueeze(0), torch.tensor([len(f)])).argmax()) for f, _ in
                   (test_set[i] for i in range(n))]
     assert result.predictions.tolist() == single  # data set order, despite length-sorted batches
-    assert np.array_equal(np.diag(result.confusion).sum(), (result.predictions == result.targets).sum())
+    assert np.array_equal(np.diag(result.confusion).sum(),
+                          (result.predictions == result.targets).sum())
 
 
 def test_evaluation_metrics_known_answer():
@@ -257,7 +263,8 @@ def test_checkpoint_round_trip(tmp_path, toy_sets):
     train_set, test_set = toy_sets
     train.set_seed(1)
     model = AudioNet(**SMALL, sharedConv=False)
-    hist = train.fit(model, train_set, epochs=1, batch_size=8, log=None, progress=False, device="cpu")
+    hist = train.fit(model, train_set, epochs=1, batch_size=8, log=None, progress=False,
+                     device="cpu")
     path = tmp_path / "sub" / "model.pt"
     norm = Normalizer(mean=0.25, std=2.0)
     train.save_checkpoint(path, model, classes=["happy", "sad"], rate=RATE, frame_length=FRAME,
@@ -265,7 +272,8 @@ def test_checkpoint_round_trip(tmp_path, toy_sets):
     assert [p.name for p in path.parent.iterdir()] == ["model.pt"]  # no temporary file left
     loaded, meta = train.load_checkpoint(path)
     assert type(loaded) is AudioNet and not loaded.training
-    assert meta["model_kwargs"] == {**SMALL, "convKernelSize": 5, "lstmLayerNum": 2, "sharedConv": False}
+    assert meta["model_kwargs"] == {**SMALL, "convKernelSize": 5, "lstmLayerNum": 2,
+                                    "sharedConv": False}
     a, b = model.state_dict(), loaded.state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert meta["classes"] == ["happy", "sad"] and meta["normalizer"] == {"mean": 0.25, "std": 2.0}

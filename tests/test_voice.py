@@ -163,6 +163,7 @@ def test_plot_probabilities_one_panel_per_file_with_labels():
     assert heights == pytest.approx([0.3, 0.7])
     plt.close(fig)
     with pytest.raises(ValueError, match="classes"):
-        emoser.course.plot_probabilities({"a": {"happy": 1.0, "sad": 0.0}, "b": {"sad": 1.0, "happy": 0.0}})
+        emoser.course.plot_probabilities({"a": {"happy": 1.0, "sad": 0.0},
+                                          "b": {"sad": 1.0, "happy": 0.0}})
     with pytest.raises(ValueError):
         emoser.course.plot_probabilities({})

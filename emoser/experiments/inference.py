@@ -85,12 +85,12 @@ def predict_wave(model: torch.nn.Module, meta: dict, wave: np.ndarray) -> np.nda
     x = np.asarray(wave, dtype=np.float64)
     if normalizer is not None:
         x = np.asarray(normalizer.apply(x), dtype=np.float64)
-    if not np.isfinite(x).all():
-        raise ValueError("the normalized recording holds NaN or inf (samples far outside the "
-                         "range of audio)")
     frames = frame_signal(x, int(meta["frame_length"]), int(meta["hop"]))
     dtype = next(model.parameters()).dtype
     batch = torch.as_tensor(frames, dtype=dtype).unsqueeze(0)
+    if not torch.isfinite(batch).all():  # checked in the model's dtype: float32 overflows sooner
+        raise ValueError(f"the normalized recording holds NaN or inf in {dtype} (samples far "
+                         "outside the range of audio, or an unusable normalization)")
     with torch.no_grad():
         logits = model(batch, torch.tensor([len(frames)]))
     probabilities = torch.softmax(logits.double(), dim=1)[0].numpy()

@@ -14,13 +14,8 @@ modules); chapter 8 switches these paths on and proves they compute the same fun
 Chapter: chapters/08_speed.ipynb
 """
 from . import native
-from .frontend import (
-                       CHUNK_ELEMENTS,
-                       FrontendPlan,
-                       frontend_gemm,
-                       frontend_receptive_field,
-                       needed_lengths,
-)
+from .frontend import CHUNK_ELEMENTS, frontend_gemm
+from .plan import FrontendPlan, frontend_receptive_field, needed_lengths
 from .recurrence import lstm_recurrence, lstm_stack_last
 
 __all__ = ["native", "CHUNK_ELEMENTS", "FrontendPlan", "frontend_gemm", "frontend_receptive_field",
