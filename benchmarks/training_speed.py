@@ -11,10 +11,10 @@ Variants (``--variants``, comma-separated):
                   input's device: OriginalLSTMLayer.state_on_input_device)
   default         emoser.nn.AudioNet (float32) trained by emoser.training.fit with its defaults
                   (valid frames only; the front-end as matrix products over the receptive field,
-                  emoser.nn.kernels.frontend_gemm; the LSTM layers as one wavefront with hand-written
-                  BPTT, emoser.nn.kernels.lstm_stack_last; on a CPU the LSTM steps, block 1 and the
-                  pooling of blocks 2-3 as fused C kernels, emoser.native; no bucketing; batch 10,
-                  Adam lr 1e-3)
+                  emoser.nn.kernels.frontend_gemm; the LSTM layers as one wavefront with
+                  hand-written BPTT, emoser.nn.kernels.lstm_stack_last; on a CPU the LSTM steps,
+                  block 1 and the pooling of blocks 2-3 as fused C kernels, emoser.native; no
+                  bucketing; batch 10, Adam lr 1e-3)
   float64-default the same in float64
   torch-lstm      AudioNet's CNN + torch.nn.LSTM (packed sequences) instead of the hand-built layers
   float64-torch-lstm  the same in float64
@@ -26,10 +26,11 @@ Variants (``--variants``, comma-separated):
   no-native       default, but without the fused C kernels of emoser.native (EMOSER_NATIVE=0):
                   block 1 and the LSTM steps as PyTorch operations
   to-target       the course's recipe (emoser.training.RECIPE, chapters 6-7: forget-gate bias 1,
-                  Adam with a cosine schedule over its epochs, clipping, no bucketing), tested on the
-                  30 % split after every epoch until --target accuracy (at most the recipe's epochs)
-  to-target-fit-defaults  the same with emoser.training.fit's defaults (constant lr 1e-3, no forget-gate bias),
-                  at most --max-epochs
+                  Adam with a cosine schedule over its epochs, clipping, no bucketing), tested on
+                  the 30 % split after every epoch until --target accuracy (at most the recipe's
+                  epochs)
+  to-target-fit-defaults  the same with emoser.training.fit's defaults (constant lr 1e-3, no
+                  forget-gate bias), at most --max-epochs
   (append "@bsN" to a variant for batch size N, e.g. default@bs32)
 
 Usage:
@@ -37,7 +38,8 @@ Usage:
   python benchmarks/training_speed.py --variants default,fast --epochs 4
   python benchmarks/training_speed.py --profile             # where one default epoch goes
   python benchmarks/training_speed.py --out benchmarks/results/cpu-2core.json
-  python benchmarks/training_speed.py --variants original,default --rounds 3   # medians of 3 alternating rounds
+  python benchmarks/training_speed.py --variants original,default --rounds 3
+                                                            # medians of 3 alternating rounds
 
 Chapter: chapters/08_speed.ipynb
 """
@@ -64,17 +66,21 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from emoser.nn.kernels import native  # noqa: E402
-from emoser.prep import FrameDataset, Normalizer, collate_frames  # noqa: E402
-from emoser.nn import AudioNet  # noqa: E402
 from emoser.experiments.original import OriginalAudioNet, original_prepare, original_train  # noqa: E402
-from emoser.training import RECIPE, fit_with_recipe, init_forget_bias  # noqa: E402
-from emoser.prep import stratified_split  # noqa: E402
-from emoser.training import evaluate, fit, set_seed  # noqa: E402
+from emoser.nn import AudioNet  # noqa: E402
+from emoser.nn.kernels import native  # noqa: E402
+from emoser.prep import (  # noqa: E402
+    FrameDataset,
+    Normalizer,
+    collate_frames,
+    stratified_split,  # noqa: E402
+)
+from emoser.training import RECIPE, fit, fit_with_recipe, init_forget_bias, set_seed  # noqa: E402  # noqa: E402
 
 FRAME = 500
-BASE_VARIANTS = ("original", "default", "float64-default", "torch-lstm", "float64-torch-lstm", "previous-default",
-                 "modules-frontend", "unfused-lstm", "no-wavefront", "no-native", "to-target", "to-target-fit-defaults")
+BASE_VARIANTS = ("original", "default", "float64-default", "torch-lstm", "float64-torch-lstm",
+                 "previous-default", "modules-frontend", "unfused-lstm", "no-wavefront",
+                 "no-native", "to-target", "to-target-fit-defaults")
 
 
 # ------------------------------------------------------------------------------------------
@@ -101,7 +107,8 @@ class TorchLstmAudioNet(AudioNet):
         return self.fc(F.relu(h[-1]))
 
 
-def switch_off(model: AudioNet, frontend: bool = False, fused: bool = False, wavefront: bool = False) -> AudioNet:
+def switch_off(model: AudioNet, frontend: bool = False, fused: bool = False,
+               wavefront: bool = False) -> AudioNet:
     """Turn pieces of the default path back into the literal computation (same function)."""
     if frontend:
         model.gemm_frontend = False
@@ -193,7 +200,8 @@ def run_variant(spec: str, args) -> dict:
         cpu_marks.append(time.process_time())
         print(f"  [{spec}] {line}", flush=True)
     if name == "original":
-        prep = original_prepare(data.waves, data.labels, FRAME, train_idx=train_idx, test_idx=test_idx)
+        prep = original_prepare(data.waves, data.labels, FRAME, train_idx=train_idx,
+                                test_idx=test_idx)
         res["load_seconds"] = time.perf_counter() - t0
         res["rss_before_mb"] = _rss_mb()
         torch.manual_seed(0)
@@ -205,9 +213,11 @@ def run_variant(spec: str, args) -> dict:
             for f in ("x_train", "y_train", "lengths_train", "x_test", "y_test", "lengths_test"):
                 setattr(prep, f, getattr(prep, f).to(dev))
         cpu_marks.append(time.process_time())
-        hist = original_train(model, prep, epochs=args.original_epochs, batch_size=bs or 10, log=log)
+        hist = original_train(model, prep, epochs=args.original_epochs, batch_size=bs or 10,
+                              log=log)
         secs = [h["seconds"] for h in hist]
-        res.update(batch_size=bs or 10, dtype="float64", padded_frames=int(prep.x_train.shape[0] * prep.x_train.shape[1]),
+        res.update(batch_size=bs or 10, dtype="float64",
+                   padded_frames=int(prep.x_train.shape[0] * prep.x_train.shape[1]),
                    valid_frames=int(prep.true_lengths_train.sum()))
     else:
         model, dtype = build_model(name, dev)
@@ -228,8 +238,8 @@ def run_variant(spec: str, args) -> dict:
             if name == "to-target":  # the course's recipe, as chapters 6 and 7 train
                 init_forget_bias(model, RECIPE.forget_bias)
                 recipe = RECIPE.replace(batch_size=bs) if bs else RECIPE
-                hist = fit_with_recipe(model, train_set, test_set, recipe=recipe, seed=0, device=dev,
-                                       log=log, callback=stop)
+                hist = fit_with_recipe(model, train_set, test_set, recipe=recipe, seed=0,
+                                       device=dev, log=log, callback=stop)
             else:
                 hist = fit(model, train_set, test_set, epochs=args.max_epochs, callback=stop, **kw)
             cum = np.cumsum(hist["seconds"]).tolist()
@@ -272,8 +282,8 @@ def profile_default(args) -> dict:
     model, dtype = build_model(args.profile_variant, dev)
     train_set, _ = _datasets(data, train_idx, test_idx, dtype)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    parts = ("collate", "cnn_forward", "lstm_and_head_forward", "lstm_and_head_backward", "cnn_backward",
-             "optimizer")
+    parts = ("collate", "cnn_forward", "lstm_and_head_forward", "lstm_and_head_backward",
+             "cnn_backward", "optimizer")
     times = dict.fromkeys(parts, 0.0)
     marks = {}
     own_frontend = model.frontend
@@ -285,7 +295,8 @@ def profile_default(args) -> dict:
         sync()
         times["cnn_forward"] += time.perf_counter() - t
         if out.requires_grad:
-            out.register_hook(lambda grad: marks.__setitem__("cnn_backward_starts", time.perf_counter()))
+            out.register_hook(lambda grad: marks.__setitem__("cnn_backward_starts",
+                                                             time.perf_counter()))
         return out
     model.frontend = timed_frontend
     order = np.random.default_rng(0).permutation(len(train_set))
@@ -345,12 +356,14 @@ def profile_default(args) -> dict:
 # Driver
 # ------------------------------------------------------------------------------------------
 def machine_info(args) -> dict:
-    info = dict(date=_dt.datetime.now().isoformat(timespec="seconds"), python=platform.python_version(),
-                torch=torch.__version__, platform=platform.platform(), threads=args.threads,
+    info = dict(date=_dt.datetime.now().isoformat(timespec="seconds"),
+                python=platform.python_version(), torch=torch.__version__,
+                platform=platform.platform(), threads=args.threads,
                 device=args.device, cpu_count=os.cpu_count(), load_average=os.getloadavg())
     try:
         with open("/proc/cpuinfo") as fh:
-            info["cpu"] = next(ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name"))
+            info["cpu"] = next(ln.split(":", 1)[1].strip() for ln in fh
+                               if ln.startswith("model name"))
     except (OSError, StopIteration):
         info["cpu"] = platform.processor()
     if args.device.startswith("cuda") and torch.cuda.is_available():
@@ -359,8 +372,9 @@ def machine_info(args) -> dict:
 
 
 def _child(spec: str, args) -> dict:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", spec, "--threads", str(args.threads),
-           "--device", args.device, "--epochs", str(args.epochs), "--original-epochs", str(args.original_epochs),
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", spec,
+           "--threads", str(args.threads), "--device", args.device, "--epochs", str(args.epochs),
+           "--original-epochs", str(args.original_epochs),
            "--target", str(args.target), "--max-epochs", str(args.max_epochs)]
     env = dict(os.environ, TQDM_DISABLE="1", OMP_NUM_THREADS=str(args.threads))
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=None, text=True, env=env)
@@ -394,8 +408,8 @@ def print_table(results: list[dict]) -> None:
     """Wall and CPU seconds per epoch, speed-up against the original, peak resident memory."""
     base = {k: next((r[k] for r in results if r["variant"] == "original"), None)
             for k in ("seconds_per_epoch", "cpu_seconds_per_epoch")}
-    print(f"\n{'variant':<20}{'batch':>6}{'s/epoch':>9}{'speed-up':>9}{'CPU s/ep':>10}{'speed-up':>9}"
-          f"{'peak RSS MB':>12}{'before':>8}")
+    print(f"\n{'variant':<20}{'batch':>6}{'s/epoch':>9}{'speed-up':>9}{'CPU s/ep':>10}"
+          f"{'speed-up':>9}{'peak RSS MB':>12}{'before':>8}")
     for r in results:
         cells = []
         for k in ("seconds_per_epoch", "cpu_seconds_per_epoch"):
@@ -403,20 +417,26 @@ def print_table(results: list[dict]) -> None:
                          + (f"{base[k] / r[k]:>8.1f}x" if base[k] else f"{'-':>9}"))
         print(f"{r['variant']:<20}{r['batch_size']:>6}{''.join(cells)}{r['peak_rss_mb']:>12.0f}"
               f"{r['rss_before_mb']:>8.0f}")
-    orig = next((r for r in results if r["variant"] == "original" and "round_seconds_per_epoch" in r), None)
+    orig = next((r for r in results
+                 if r["variant"] == "original" and "round_seconds_per_epoch" in r), None)
     if orig:
-        print("\nspeed-up in each round (original's seconds per epoch / the variant's, same round):")
+        print("\nspeed-up in each round "
+              "(original's seconds per epoch / the variant's, same round):")
         for r in results:
             if r is not orig and "round_seconds_per_epoch" in r:
-                ratios = [o / v for o, v in zip(orig["round_seconds_per_epoch"], r["round_seconds_per_epoch"])]
+                ratios = [o / v for o, v in zip(orig["round_seconds_per_epoch"],
+                                                r["round_seconds_per_epoch"])]
                 print(f"  {r['variant']:<20}" + "  ".join(f"{x:5.1f}x" for x in ratios))
     for r in results:
         if r["variant"].startswith("to-target"):
             if r["reached"]:
-                print(f"\n{r['variant']}: {r['target']:.0%} test accuracy after epoch {r['epoch']}, "
-                      f"{r['seconds_to_target']:.1f} s of training (incl. the test after each epoch)")
+                print(f"\n{r['variant']}: {r['target']:.0%} test accuracy "
+                      f"after epoch {r['epoch']}, "
+                      f"{r['seconds_to_target']:.1f} s of training "
+                      "(incl. the test after each epoch)")
             else:
-                print(f"\n{r['variant']}: {r['target']:.0%} not reached in {len(r['test_acc'])} epochs "
+                print(f"\n{r['variant']}: {r['target']:.0%} not reached "
+                      f"in {len(r['test_acc'])} epochs "
                       f"(best {r['best_test_acc']:.1%})")
 
 
@@ -425,7 +445,8 @@ def main(argv=None) -> None:
     ap.add_argument("--variants", default="original,default,to-target")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--epochs", type=int, default=4, help="epochs of the fit variants (first is warm-up)")
+    ap.add_argument("--epochs", type=int, default=4,
+                    help="epochs of the fit variants (first is warm-up)")
     ap.add_argument("--original-epochs", type=int, default=2, help="epochs of the original (slow)")
     ap.add_argument("--target", type=float, default=0.99, help="test accuracy for to-target")
     ap.add_argument("--max-epochs", type=int, default=30, help="cap for to-target")
@@ -433,9 +454,11 @@ def main(argv=None) -> None:
     ap.add_argument("--profile", action="store_true", help="profile one epoch of the default path")
     ap.add_argument("--profile-variant", default="default")
     ap.add_argument("--rounds", type=int, default=1,
-                    help="run the list of variants this many times, alternating, and report medians "
+                    help="run the list of variants this many times, alternating, "
+                         "and report medians "
                          "(to-target variants run once)")
-    ap.add_argument("--inline", action="store_true", help="run variants in this process (no RSS per variant)")
+    ap.add_argument("--inline", action="store_true",
+                    help="run variants in this process (no RSS per variant)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
@@ -444,7 +467,8 @@ def main(argv=None) -> None:
         return
     set_threads(args.threads)
     info = machine_info(args)
-    print(f"{info['cpu']} | torch {info['torch']} | {args.threads} threads | device {args.device} | "
+    print(f"{info['cpu']} | torch {info['torch']} | {args.threads} threads | "
+          f"device {args.device} | "
           f"load average {' '.join(f'{v:.1f}' for v in info['load_average'])}")
     if args.profile:
         p = profile_default(args)
@@ -462,7 +486,9 @@ def main(argv=None) -> None:
             for s in specs:
                 if r and s.startswith("to-target"):
                     continue
-                print(f"--- {s}" + (f" (round {r + 1} of {args.rounds})" if args.rounds > 1 else ""), flush=True)
+                print(f"--- {s}"
+                      + (f" (round {r + 1} of {args.rounds})" if args.rounds > 1 else ""),
+                      flush=True)
                 runs[s].append(run_variant(s, args) if args.inline else _child(s, args))
         results = [merge_rounds(runs[s]) for s in specs]
         print_table(results)

@@ -63,17 +63,20 @@ def test_chapter_starts_with_the_colab_setup_cell_and_one_import_cell(path):
     nb = _load(path)
     code = _code_cells(nb)
     assert "".join(code[0]["source"]) == colab_setup_cell(_repository_url()), (
-        f"{path.name}: the first code cell must be emoser.course.colab_setup_cell(<repository url>)")
+        f"{path.name}: the first code cell must be "
+        "emoser.course.colab_setup_cell(<repository url>)")
     imports = [i for i, c in enumerate(code)
                if re.search(r"^\s*(import emoser|from emoser)", "".join(c["source"]), re.M)]
-    assert imports == [1], f"{path.name}: emoser must be imported in the second code cell only, found {imports}"
+    assert imports == [1], (
+        f"{path.name}: emoser must be imported in the second code cell only, found {imports}")
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
 def test_chapter_was_executed_top_to_bottom(path):
     counts = [c.get("execution_count") for c in _code_cells(_load(path))]
     assert None not in counts, f"{path.name}: a code cell was never executed"
-    assert counts == list(range(1, len(counts) + 1)), f"{path.name}: executed out of order: {counts}"
+    assert counts == list(range(1, len(counts) + 1)), (
+        f"{path.name}: executed out of order: {counts}")
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
@@ -85,7 +88,8 @@ def test_chapter_stores_no_audio_errors_or_absolute_paths(path):
             assert out.get("output_type") != "error", f"{path.name}: stored error output"
             data = out.get("data", {})
             assert not any(m in data for m in AUDIO_MIMES), f"{path.name}: stored audio output"
-            assert "<audio" not in "".join(data.get("text/html", [])), f"{path.name}: stored audio player"
+            assert "<audio" not in "".join(data.get("text/html", [])), (
+                f"{path.name}: stored audio player")
     for pattern in ("/work/", "/root/", "/home/", "shared/data", "C:\\\\"):
         assert pattern not in text, f"{path.name}: contains an absolute or machine path ({pattern})"
 

@@ -10,43 +10,43 @@ Chapter: chapters/intro.md
 """
 from ..common import format_table
 from .figures import (
-                      plot_class_histograms,
-                      plot_confusion,
-                      plot_defect_curves,
-                      plot_frames,
-                      plot_gates,
-                      plot_history,
-                      plot_probabilities,
-                      plot_waveform_and_spectrogram,
+    plot_class_histograms,
+    plot_confusion,
+    plot_defect_curves,
+    plot_frames,
+    plot_gates,
+    plot_history,
+    plot_probabilities,
+    plot_waveform_and_spectrogram,
 )
 from .inspection import (
-                      GATE_NAMES,
-                      autograd_saved_bytes,
-                      compare_timings,
-                      frame_features,
-                      gate_trace,
-                      max_abs_error,
-                      parameter_table,
-                      time_call,
+    GATE_NAMES,
+    autograd_saved_bytes,
+    compare_timings,
+    frame_features,
+    gate_trace,
+    max_abs_error,
+    parameter_table,
+    time_call,
 )
 from .measures import (
-                      describe_by_class,
-                      group_means,
-                      padding_fraction,
-                      spectral_centroid,
-                      threshold_accuracy,
-                      utterance_stats,
+    describe_by_class,
+    group_means,
+    padding_fraction,
+    spectral_centroid,
+    threshold_accuracy,
+    utterance_stats,
 )
 from .notebook import colab_setup_cell, glue, in_colab, listen, redact_paths, setup
 from .voice import (
-                      SPEAK_PROFILES,
-                      CliRun,
-                      Uploads,
-                      parse_prediction,
-                      record_or_upload,
-                      run_cli,
-                      speak,
-                      to_wav,
+    SPEAK_PROFILES,
+    CliRun,
+    Uploads,
+    parse_prediction,
+    record_or_upload,
+    run_cli,
+    speak,
+    to_wav,
 )
 
 __all__ = [

@@ -16,23 +16,23 @@ from .cache import ENV_CACHE_DIR, cache_dir
 from .config import ENV_TESS_DIR, TessNotFoundError, how_to_get_tess, resolve_data_dir
 from .dataset import TessData, load_tess
 from .download import (
-                       TESS_DOI,
-                       TESS_URL,
-                       ChecksumError,
-                       DownloadError,
-                       UnsafeArchiveError,
-                       download_tess,
+    TESS_DOI,
+    TESS_URL,
+    ChecksumError,
+    DownloadError,
+    UnsafeArchiveError,
+    download_tess,
 )
 from .standin import STANDIN_WORDS, make_standin_corpus, standin_info, standin_source
 from .tess import (
-                       EMOTIONS,
-                       SPEAKERS,
-                       Catalog,
-                       Recording,
-                       find_recordings,
-                       normalize_emotion,
-                       normalize_speaker,
-                       parse_name,
+    EMOTIONS,
+    SPEAKERS,
+    Catalog,
+    Recording,
+    find_recordings,
+    normalize_emotion,
+    normalize_speaker,
+    parse_name,
 )
 from .verify import Checksum, VerifyReport, load_checksums, sha256_file, verify
 

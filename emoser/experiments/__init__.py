@@ -10,30 +10,31 @@ Chapter: chapters/07_evaluation.ipynb
 """
 from . import original
 from .defects import (
-                      DEFECT_TITLES,
-                      DEFECTS,
-                      DefectRun,
-                      ToldLengths,
-                      defect_table,
-                      first_epoch_at,
-                      misaligned_lengths,
-                      plateau_epochs,
-                      put_back,
-                      run_with_defect,
+    DEFECT_TITLES,
+    DEFECTS,
+    DefectRun,
+    ToldLengths,
+    defect_table,
+    first_epoch_at,
+    misaligned_lengths,
+    plateau_epochs,
+    put_back,
+    run_with_defect,
 )
 from .inference import REQUIRED_META, load_trained, normalizer_from_meta, predict_wave
 from .pipeline import Prepared, Run, prepare, run_protocol, train_and_test
 from .seeds import (
-                      SeedRuns,
-                      confused_pairs,
-                      multi_seed,
-                      pooled_confusion,
-                      recall_table,
-                      retest_per_speaker,
-                      run_seeds,
-                      run_split_seeds,
-                      seed_table,
-                      spread_table,
+    SeedRuns,
+    confused_pairs,
+    misclassified,
+    multi_seed,
+    pooled_confusion,
+    recall_table,
+    retest_per_speaker,
+    run_seeds,
+    run_split_seeds,
+    seed_table,
+    spread_table,
 )
 
 __all__ = [

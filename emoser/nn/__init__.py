@@ -7,13 +7,13 @@ Chapter: chapters/03_lstm_cell.ipynb
 from . import kernels
 from .audionet import AudioNet, describe_shapes, min_frame_length, relu_max_pool2
 from .lstm import (
-                   LstmCell,
-                   LstmLayer,
-                   copy_to_torch_lstm,
-                   copy_to_torch_lstm_cell,
-                   fast_steps,
-                   from_torch,
-                   torch_gate_weights,
+    LstmCell,
+    LstmLayer,
+    copy_to_torch_lstm,
+    copy_to_torch_lstm_cell,
+    fast_steps,
+    from_torch,
+    torch_gate_weights,
 )
 
 __all__ = [

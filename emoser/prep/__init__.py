@@ -4,19 +4,19 @@ Chapter: chapters/02_framing.ipynb
 """
 from .framing import FrameDataset, collate_frames, frame_signal, ms_to_samples, pad_sequences
 from .normalize import (
-                        NORMALIZATIONS,
-                        Normalizer,
-                        PerUtteranceNormalizer,
-                        make_normalizer,
-                        speaker_normalized,
+    NORMALIZATIONS,
+    Normalizer,
+    PerUtteranceNormalizer,
+    make_normalizer,
+    speaker_normalized,
 )
 from .splits import (
-                        random_indices,
-                        record_field,
-                        speaker_indices,
-                        speaker_split,
-                        stratified_split,
-                        word_disjoint_split,
+    random_indices,
+    record_field,
+    speaker_indices,
+    speaker_split,
+    stratified_split,
+    word_disjoint_split,
 )
 
 __all__ = [

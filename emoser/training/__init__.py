@@ -11,11 +11,11 @@
 Chapter: chapters/06_training.ipynb
 """
 from .checkpoints import (
-                          MODEL_CLASSES,
-                          CheckpointError,
-                          load_checkpoint,
-                          register_model,
-                          save_checkpoint,
+    MODEL_CLASSES,
+    CheckpointError,
+    load_checkpoint,
+    register_model,
+    save_checkpoint,
 )
 from .evaluation import Evaluation, evaluate
 from .history import History

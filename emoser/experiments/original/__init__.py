@@ -24,20 +24,20 @@ Chapter: chapters/09_what_went_wrong.ipynb
 """
 
 from .model import (
-                    HIDDEN,
-                    OriginalAudioNet,
-                    OriginalLSTMCell,
-                    OriginalLSTMLayer,
-                    last_step_gather,
-                    last_step_loop,
-                    original_feature_size,
+    HIDDEN,
+    OriginalAudioNet,
+    OriginalLSTMCell,
+    OriginalLSTMLayer,
+    last_step_gather,
+    last_step_loop,
+    original_feature_size,
 )
 from .pipeline import (
-                    OriginalData,
-                    original_evaluate,
-                    original_frames,
-                    original_prepare,
-                    original_train,
+    OriginalData,
+    original_evaluate,
+    original_frames,
+    original_prepare,
+    original_train,
 )
 
 __all__ = [
