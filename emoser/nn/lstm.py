@@ -297,6 +297,15 @@ def torch_gate_weights(module, grad: bool = False):
             (b.clone() if grad else torch.zeros_like(b)))
 
 
+def _copy_gate_weights(source, ref: nn.Module, suffix: str) -> nn.Module:
+    """Copy ``source``'s gates into ``ref``'s weight_ih, weight_hh, bias_ih and bias_hh."""
+    values = torch_gate_weights(source)
+    with torch.no_grad():
+        for name, value in zip(("weight_ih", "weight_hh", "bias_ih", "bias_hh"), values):
+            getattr(ref, name + suffix).copy_(value)
+    return ref
+
+
 def copy_to_torch_lstm(layer: LstmLayer) -> nn.LSTM:
     """A ``torch.nn.LSTM`` (one layer, ``batch_first=True``) with our layer's weights.
 
@@ -308,15 +317,10 @@ def copy_to_torch_lstm(layer: LstmLayer) -> nn.LSTM:
     Returns:
         nn.LSTM: Computes the same function as ``layer``.
     """
-    w_ih, w_hh, b_ih, b_hh = torch_gate_weights(layer)
+    p = layer.cell.input_gate.weight
     ref = nn.LSTM(layer.input_size, layer.hidden_size, batch_first=True,
-                  device=w_ih.device, dtype=w_ih.dtype)
-    with torch.no_grad():
-        ref.weight_ih_l0.copy_(w_ih)
-        ref.weight_hh_l0.copy_(w_hh)
-        ref.bias_ih_l0.copy_(b_ih)
-        ref.bias_hh_l0.copy_(b_hh)
-    return ref
+                  device=p.device, dtype=p.dtype)
+    return _copy_gate_weights(layer, ref, suffix="_l0")
 
 
 def copy_to_torch_lstm_cell(cell: LstmCell) -> nn.LSTMCell:
@@ -330,14 +334,9 @@ def copy_to_torch_lstm_cell(cell: LstmCell) -> nn.LSTMCell:
     Returns:
         nn.LSTMCell: Computes the same function as ``cell``.
     """
-    w_ih, w_hh, b_ih, b_hh = torch_gate_weights(cell)
-    ref = nn.LSTMCell(cell.input_size, cell.hidden_size, device=w_ih.device, dtype=w_ih.dtype)
-    with torch.no_grad():
-        ref.weight_ih.copy_(w_ih)
-        ref.weight_hh.copy_(w_hh)
-        ref.bias_ih.copy_(b_ih)
-        ref.bias_hh.copy_(b_hh)
-    return ref
+    p = cell.input_gate.weight
+    ref = nn.LSTMCell(cell.input_size, cell.hidden_size, device=p.device, dtype=p.dtype)
+    return _copy_gate_weights(cell, ref, suffix="")
 
 
 def from_torch(module: nn.LSTM | nn.LSTMCell):
