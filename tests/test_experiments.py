@@ -237,3 +237,32 @@ def test_recipe_reaches_fit_and_the_optimizer(monkeypatch):
     assert seen == {"bucket": False, "amsgrad": False, "clip": 1.0}
     _run(_toy(), recipe=FAST.replace(epochs=1, bucket=4, amsgrad=True, clip_grad_norm=None))
     assert seen == {"bucket": 4, "amsgrad": True, "clip": None}
+
+
+def test_training_runs_on_the_fixed_thread_count_whatever_the_process_uses(monkeypatch):
+    """A run is a function of seed, data, recipe and engine: not of the machine's core count."""
+    monkeypatch.delenv("EMOSER_TRAINING_THREADS", raising=False)
+    data = _toy()
+    before = torch.get_num_threads()
+    seen, weights = {}, {}
+    try:
+        for process_threads in (1, 3):
+            torch.set_num_threads(process_threads)
+            log = []
+            run = _run(data, callback=lambda record: log.append(torch.get_num_threads()))
+            assert torch.get_num_threads() == process_threads  # restored afterwards
+            seen[process_threads] = log
+            weights[process_threads] = [p.detach().clone() for p in run.model.parameters()]
+            assert run.history.params["threads"] == emoser.training.TRAINING_THREADS
+    finally:
+        torch.set_num_threads(before)
+    assert seen[1] == seen[3] == [emoser.training.TRAINING_THREADS] * FAST.epochs
+    assert all(torch.equal(a, b) for a, b in zip(weights[1], weights[3]))
+
+
+def test_training_threads_setting(monkeypatch):
+    monkeypatch.setenv("EMOSER_TRAINING_THREADS", "1")
+    assert emoser.training.training_threads() == 1
+    monkeypatch.setenv("EMOSER_TRAINING_THREADS", "two")
+    with pytest.raises(ValueError, match="EMOSER_TRAINING_THREADS"):
+        emoser.training.training_threads()

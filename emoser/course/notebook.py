@@ -15,7 +15,7 @@ from pathlib import Path
 from ..common import in_colab
 from ..data.cache import cache_dir
 from ..data.config import ENV_TESS_DIR
-from ..training.runtime import describe_device, device, set_seed
+from ..training.runtime import describe_device, device, set_seed, training_threads
 
 __all__ = ["in_colab", "setup", "glue", "listen", "colab_setup_cell", "redact_paths"]
 
@@ -71,8 +71,10 @@ def setup(seed: int = 0, threads: int | None = None, quiet: bool = False):
     if not quiet:
         print(f"seed {seed}; device: {describe_device(dev)}")
         if dev.type != "cuda":
-            print("No GPU found: everything runs on the CPU (slower, same results). "
-                  "In Colab: Runtime > Change runtime type > GPU.")
+            print(f"No GPU found: everything runs on the CPU. Training runs on "
+                  f"{training_threads()} threads on any machine, so a run's numbers match the "
+                  "book's (chapter 8 says what still differs). In Colab: Runtime > Change "
+                  "runtime type > GPU.")
     return dev
 
 

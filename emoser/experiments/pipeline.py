@@ -41,7 +41,7 @@ from ..training.checkpoints import save_checkpoint
 from ..training.evaluation import Evaluation, evaluate
 from ..training.history import History
 from ..training.recipe import RECIPE, Recipe, fit_with_recipe, init_forget_bias
-from ..training.runtime import set_seed
+from ..training.runtime import fixed_threads, set_seed, training_threads
 
 __all__ = ["Prepared", "prepare", "train_and_test", "Run", "run_protocol"]
 
@@ -306,11 +306,14 @@ def train_and_test(prepared: Prepared, *, recipe: Recipe = RECIPE, model_kwargs:
                    model_factory: Callable[..., torch.nn.Module] | None = None,
                    device: str | torch.device | None = None,
                    log: Callable[[str], Any] | None = None, progress: bool = False,
-                   callback: Callable | None = None, monitor_test: bool = False) -> Run:
+                   callback: Callable | None = None, monitor_test: bool = False,
+                   threads: int | None = None) -> Run:
     """Build a fresh AudioNet, train it on ``prepared`` with ``recipe``, and test it.
 
     ``set_seed(prepared.seed)`` comes just before the model is built, so the initial
-    weights, like the split and the batch order, follow from the one seed.
+    weights, like the split and the batch order, follow from the one seed. Training and
+    testing run on a fixed number of CPU threads (:func:`emoser.training.training_threads`,
+    2), so the result does not depend on how many cores the machine has.
 
     Args:
         prepared (Prepared): from :func:`prepare` (possibly changed in between).
@@ -326,6 +329,7 @@ def train_and_test(prepared: Prepared, *, recipe: Recipe = RECIPE, model_kwargs:
         monitor_test (bool): measure the *test* set after every epoch, in the history's
             ``val_`` columns (monitoring only: chapter 9 compares curves this way; nothing
             is selected on it). Needs no validation set.
+        threads (int | None): CPU threads (default :func:`emoser.training.training_threads`).
 
     Returns:
         Run: model, history, test evaluation, indices, normalizer and settings.
@@ -342,14 +346,17 @@ def train_and_test(prepared: Prepared, *, recipe: Recipe = RECIPE, model_kwargs:
     if recipe.forget_bias is not None:
         init_forget_bias(model, recipe.forget_bias)
     watched = prepared.test_set if monitor_test else prepared.val_set
-    history = fit_with_recipe(model, prepared.train_set, watched, recipe=recipe,
-                              seed=prepared.seed, device=device, log=log, progress=progress,
-                              callback=callback, shuffle=prepared.shuffle)
-    history.params.update({"normalization": prepared.normalization,
+    threads = training_threads() if threads is None else int(threads)
+    with fixed_threads(threads):
+        history = fit_with_recipe(model, prepared.train_set, watched, recipe=recipe,
+                                  seed=prepared.seed, device=device, log=log,
+                                  progress=progress, callback=callback,
+                                  shuffle=prepared.shuffle)
+        evaluation = evaluate(model, prepared.test_set, n_classes=len(prepared.classes))
+    history.params.update({"threads": threads, "normalization": prepared.normalization,
                            "frame_length": prepared.frame_length, "hop": prepared.hop})
     if monitor_test:
         history.params["monitor"] = "test set"
-    evaluation = evaluate(model, prepared.test_set, n_classes=len(prepared.classes))
     return Run(model=model, history=history, evaluation=evaluation, seed=prepared.seed,
                train_idx=np.sort(prepared.train_idx), val_idx=np.sort(prepared.val_idx),
                test_idx=prepared.test_idx, classes=prepared.classes,
@@ -366,7 +373,7 @@ def run_protocol(data, seed: int = 0, *, recipe: Recipe = RECIPE, train_idx=None
                  model_factory: Callable[..., torch.nn.Module] | None = None,
                  device: str | torch.device | None = None, dtype: torch.dtype = torch.float32,
                  log: Callable[[str], Any] | None = None, progress: bool = False,
-                 callback: Callable | None = None) -> Run:
+                 callback: Callable | None = None, threads: int | None = None) -> Run:
     """The whole protocol: :func:`prepare`, then :func:`train_and_test`.
 
     Takes the arguments of both (see there) and returns their :class:`Run`.
@@ -379,4 +386,4 @@ def run_protocol(data, seed: int = 0, *, recipe: Recipe = RECIPE, train_idx=None
                        dtype=dtype)
     return train_and_test(prepared, recipe=recipe, model_kwargs=model_kwargs,
                           model_factory=model_factory, device=device, log=log,
-                          progress=progress, callback=callback)
+                          progress=progress, callback=callback, threads=threads)

@@ -21,12 +21,19 @@ from .evaluation import Evaluation, evaluate
 from .history import History
 from .loop import adam, fit
 from .recipe import ORIGINAL_RECIPE, RECIPE, Recipe, fit_with_recipe, init_forget_bias
-from .runtime import describe_device, device, set_seed
+from .runtime import (
+    TRAINING_THREADS,
+    describe_device,
+    device,
+    fixed_threads,
+    set_seed,
+    training_threads,
+)
 from .selection import KeepBest
 
 __all__ = [
     "set_seed", "device", "describe_device", "History", "adam", "fit", "Recipe", "RECIPE",
     "ORIGINAL_RECIPE", "init_forget_bias", "fit_with_recipe", "Evaluation", "evaluate",
     "KeepBest", "save_checkpoint", "load_checkpoint", "register_model", "MODEL_CLASSES",
-    "CheckpointError",
+    "CheckpointError", "TRAINING_THREADS", "training_threads", "fixed_threads",
 ]

@@ -1,16 +1,28 @@
-"""Where and how reproducibly a run computes: seeds and devices.
+"""Where and how reproducibly a run computes: seeds, devices and CPU threads.
+
+A run is a function of its seed, its data, its recipe and its engine. On a CPU the engine
+includes the number of threads: matrix products split their sums among the threads, so 1 and 2
+threads add the same numbers in a different order and, after thousands of steps, train
+different weights. The course's runs therefore train on a fixed number of threads,
+:data:`TRAINING_THREADS`, whatever the machine has (:func:`fixed_threads`).
 
 Chapter: chapters/06_training.ipynb
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 
 import numpy as np
 import torch
 
-__all__ = ["set_seed", "device", "describe_device"]
+__all__ = ["set_seed", "device", "describe_device", "TRAINING_THREADS", "training_threads",
+           "fixed_threads"]
+
+#: CPU threads of every training run of the course (``EMOSER_TRAINING_THREADS`` overrides):
+#: two, as on Colab and on the CI machine, so that a reader's numbers match the book's.
+TRAINING_THREADS = 2
 
 
 def set_seed(seed: int, deterministic: bool = True) -> None:
@@ -33,6 +45,36 @@ def set_seed(seed: int, deterministic: bool = True) -> None:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.backends.cudnn.deterministic = bool(deterministic)
     torch.backends.cudnn.benchmark = not deterministic
+    if torch.cuda.is_available():  # deterministic kernels where CUDA has them (warn elsewhere)
+        torch.use_deterministic_algorithms(bool(deterministic), warn_only=True)
+
+
+def training_threads() -> int:
+    """CPU threads for training: ``$EMOSER_TRAINING_THREADS`` or :data:`TRAINING_THREADS`.
+
+    Chapter: chapters/07_evaluation.ipynb
+    """
+    env = os.environ.get("EMOSER_TRAINING_THREADS", "").strip()
+    if not env:
+        return TRAINING_THREADS
+    if not env.isdigit() or int(env) < 1:
+        raise ValueError(f"EMOSER_TRAINING_THREADS must be a whole number >= 1, got {env!r}")
+    return int(env)
+
+
+@contextlib.contextmanager
+def fixed_threads(n: int | None):
+    """Run a block on ``n`` CPU threads (None: leave the setting), then restore it.
+
+    Chapter: chapters/07_evaluation.ipynb
+    """
+    before = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def device(name: str | torch.device | None = None) -> torch.device:
