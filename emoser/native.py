@@ -39,13 +39,16 @@ __all__ = ["ENV_NATIVE", "NativeBuildError", "enabled", "override", "kernels", "
 #: when a C compiler is there.
 ENV_NATIVE = "EMOSER_NATIVE"
 
-#: Flags of the compilation; ``-ffast-math`` lets the compiler use vectorized ``exp``/``tanh``
-#: (glibc's libmvec) and reorder sums, as MKL and PyTorch's own kernels do. The link step has
-#: no ``-ffast-math``: with it, GCC would add start-up code that makes the whole process flush
-#: denormal numbers to zero as soon as the library is loaded.
-CFLAGS = ("-O3", "-ffast-math", "-fPIC")
+#: Flags of the compilation: IEEE arithmetic, for any CPU of the architecture. No
+#: ``-ffast-math``: it lets the compiler assume there are no NaNs or infinities (a NaN then
+#: turned into a finite number, and a training seed that trains without it collapsed) and
+#: reorder sums. No ``-march=native``: the library does not depend on the processor it was
+#: built on (the matrix product picks its register blocking for the vector width it is
+#: compiled for; ``benchmarks/README.md`` compares the speed with the old build).
+#: ``-fno-math-errno`` changes no result: ``exp``/``tanh`` need not set ``errno``.
+CFLAGS = ("-O3", "-fno-math-errno", "-fPIC")
 LDFLAGS = ("-shared",)
-_ARCH_FLAGS = (("-march=native",), ("-mcpu=native",), ())
+_ARCH_FLAGS = ((),)
 
 #: The longest convolution kernel block 1's kernel takes (``MAX_K`` in the C file).
 MAX_KERNEL = 16
@@ -161,7 +164,8 @@ def build(folder: Path | None = None) -> dict:
         raise NativeBuildError("no C compiler found (set $CC, or install gcc or clang)")
     src = _source()
     version = subprocess.run([cc, "--version"], capture_output=True, text=True).stdout
-    key = hashlib.sha256(b"\0".join([src, version.encode(), _cpu_key().encode(), " ".join(CFLAGS + LDFLAGS).encode()]))
+    flags = " | ".join(" ".join(f) for f in (CFLAGS, LDFLAGS, *_ARCH_FLAGS))
+    key = hashlib.sha256(b"\0".join([src, version.encode(), _cpu_key().encode(), flags.encode()]))
     folder = Path(folder) if folder is not None else cache_dir() / "native"
     out = folder / key.hexdigest()[:16]
     out.mkdir(parents=True, exist_ok=True)
