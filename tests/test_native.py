@@ -8,8 +8,13 @@ kernels, 1-3 layers). The build itself: its failures are reported and fall back,
 floating-point state alone.
 """
 
+import json
 import math
+import os
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -475,3 +480,64 @@ def test_the_cache_key_changes_with_the_flags(tmp_path, monkeypatch, fresh_state
     native.build(tmp_path)
     folders = sorted(p.parent for p in tmp_path.rglob("kernels_float.so"))
     assert len(folders) == 2 and folders[0] != folders[1]
+
+
+def test_each_library_has_its_size_and_sha256_recorded(tmp_path, fresh_state):
+    _lib(F32)
+    native.build(tmp_path)
+    for lib in tmp_path.rglob("*.so"):
+        stamp = json.loads(lib.with_name(lib.name + ".json").read_text())
+        assert stamp == {"bytes": lib.stat().st_size, "sha256": native._file_stamp(lib)["sha256"]}
+        assert native._intact(lib)
+
+
+_STATUS = "import torch; from emoser import native; print(native.status())"
+
+
+def _status_in_subprocess(cache: Path, **env):
+    """What a new process says about the kernels, with the cache in ``cache``."""
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "EMOSER_CACHE_DIR": str(cache), native.ENV_NATIVE: "1",
+           "PYTHONPATH": str(root), **env}
+    return subprocess.run([sys.executable, "-c", _STATUS], env=env, capture_output=True,
+                          text=True, timeout=600, cwd=root, check=False)
+
+
+def _truncate_cached_library(cache: Path) -> Path:
+    (lib,) = cache.glob("native/*/kernels_float.so")
+    with open(lib, "r+b") as fh:
+        fh.truncate(lib.stat().st_size // 2)
+    return lib
+
+
+def test_a_truncated_library_in_the_cache_is_rebuilt_not_loaded(tmp_path):
+    """Loading a truncated .so crashed every later process with SIGBUS (exit status -7)."""
+    _lib(F32)
+    first = _status_in_subprocess(tmp_path)
+    assert first.returncode == 0 and "compiled and in use" in first.stdout, first.stderr
+    lib = _truncate_cached_library(tmp_path)
+    again = _status_in_subprocess(tmp_path)
+    assert again.returncode == 0, (again.returncode, again.stderr)
+    assert "compiled and in use" in again.stdout
+    assert native._intact(lib)  # rebuilt whole
+
+
+def test_a_truncated_library_that_cannot_be_rebuilt_falls_back_or_fails_in_one_line(tmp_path):
+    _lib(F32)
+    assert _status_in_subprocess(tmp_path).returncode == 0
+    lib = _truncate_cached_library(tmp_path)
+    # the same compiler (the same cache key), now failing on every file
+    broken = tmp_path / "broken-cc"
+    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    broken.write_text(f'#!/bin/sh\n[ "$1" = --version ] && exec {cc} --version\nexit 1\n')
+    broken.chmod(0o755)
+    fallback = _status_in_subprocess(tmp_path, CC=str(broken))
+    assert fallback.returncode == 0, (fallback.returncode, fallback.stderr)
+    assert "fused CPU kernels: not available" in fallback.stdout
+    warning = [line for line in fallback.stderr.splitlines() if "RuntimeWarning" in line]
+    assert len(warning) == 1 and f"{lib} is damaged" in warning[0], fallback.stderr
+    required = _status_in_subprocess(tmp_path, CC=str(broken), **{native.ENV_NATIVE: "require"})
+    assert required.returncode == 1, (required.returncode, required.stderr)
+    errors = [line for line in required.stderr.splitlines()
+              if line.startswith("emoser.native.NativeBuildError")]
+    assert len(errors) == 1 and f"{lib} is damaged" in errors[0], required.stderr
