@@ -8,7 +8,13 @@ kernels, 1-3 layers). The build itself: its failures are reported and fall back,
 floating-point state alone.
 """
 
+import json
+import math
+import os
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -234,6 +240,154 @@ def test_training_with_and_without_the_kernels_agrees_in_float32(use_native):
 
 
 # ---------------------------------------------------------------------------------------------
+# NaN and infinities: the kernels propagate them exactly as the PyTorch code does
+# ---------------------------------------------------------------------------------------------
+def _assert_same_specials(a, b, dtype, what=""):
+    """NaN, +inf and -inf in the same places; the finite numbers equal to rounding."""
+    for name, test in (("NaN", torch.isnan), ("+inf", torch.isposinf), ("-inf", torch.isneginf)):
+        assert torch.equal(test(a), test(b)), (
+            f"{what}: {name} at {test(a).sum().item()} places with the kernels, "
+            f"{test(b).sum().item()} without; differ at "
+            f"{(test(a) != test(b)).nonzero()[:5].tolist()}")
+    finite = torch.isfinite(a)
+    torch.testing.assert_close(a[finite], b[finite], **TOL[dtype], msg=lambda m: f"{what}: {m}")
+
+
+def _model_run(use_native, on, model, x, lengths):
+    """Outputs and the gradients of all parameters, backward from the finite outputs only."""
+    use_native(on)
+    model.zero_grad()
+    out = model(x, lengths)
+    finite = torch.isfinite(out).all(1)
+    weight = torch.linspace(-1, 1, 2 * int(finite.sum()), dtype=out.dtype).view(-1, 2)
+    (out[finite] * weight).sum().backward()
+    return [out.detach()] + [p.grad.clone() for p in model.parameters()]
+
+
+SPECIALS = [
+    ("input sample NaN", "x", float("nan")),
+    ("input sample +inf", "x", float("inf")),
+    ("input sample -inf", "x", float("-inf")),
+    ("conv 1 weight NaN", "conv1", float("nan")),
+    ("conv 3 weight NaN", "conv3", float("nan")),
+    ("conv 3 weight +inf", "conv3", float("inf")),
+    ("LSTM weight NaN", "lstm", float("nan")),
+]
+
+
+@pytest.mark.parametrize("dtype", [D64, F32], ids=["float64", "float32"])
+@pytest.mark.parametrize("what,where,value", SPECIALS, ids=[s[0] for s in SPECIALS])
+def test_nan_and_inf_propagate_through_the_model_as_in_the_pytorch_code(dtype, what, where, value,
+                                                                       use_native):
+    """One NaN or infinite number in a clip or in a weight: the same outputs and gradients are
+    NaN (or ±inf) with the kernels as without them. With -ffast-math and comparisons that drop
+    a NaN (`e >= o ? e : o`, `x > 0 ? x : 0`) the kernels turned a NaN clip into a finite answer."""
+    _lib(dtype)
+    torch.manual_seed(6)
+    model = AudioNet(convLayerNum=3, sharedConv=False).to(dtype)
+    x = torch.randn(4, 7, 500, dtype=dtype)
+    lengths = torch.tensor([7, 3, 5, 6])
+    with torch.no_grad():
+        if where == "x":
+            x[1, 2, 137] = value  # one sample of clip 1
+        elif where == "lstm":
+            next(model.lstm.parameters()).view(-1)[5] = value
+        else:
+            conv = model.conv_blocks()[0 if where == "conv1" else -1]
+            conv.weight.view(-1)[3] = value
+    fast = _model_run(use_native, True, model, x, lengths)
+    slow = _model_run(use_native, False, model, x, lengths)
+    names = ["output"] + [n for n, _ in model.named_parameters()]
+    for name, a, b in zip(names, fast, slow):
+        _assert_same_specials(a, b, dtype, f"{what}, {name}")
+    if where in ("x", "conv1") and math.isnan(value):  # a NaN reaches the output
+        assert torch.isnan(fast[0]).any(), fast[0]
+    if where == "x":  # the other clips are not touched
+        assert torch.isfinite(fast[0][[0, 2, 3]]).all()
+
+
+@pytest.mark.parametrize("dtype", [D64, F32], ids=["float64", "float32"])
+def test_pool_kernels_keep_nan_and_inf_bit_for_bit(dtype, use_native):
+    """ReLU + max pooling of blocks 2-3 on pairs with NaN, ±inf and ties of them: the kernel's
+    outputs, masks and gradients equal the PyTorch code's, NaN for NaN."""
+    _lib(dtype)
+    torch.manual_seed(7)
+    pooled, m, c = 5, 3, 20
+    specials = torch.tensor([math.nan, math.inf, -math.inf, 0.0, -1.0, 1.0], dtype=dtype)
+    z = specials[torch.randint(0, 6, (2 * pooled * m, c))]
+    grad = torch.randn((pooled + 1) // 2 * m, 2 * c, dtype=dtype)
+    grad.view(-1)[::7] = float("inf")
+    grad.view(-1)[3::11] = float("nan")
+    results = []
+    for on in (True, False):
+        use_native(on)
+        a, slots = speed._input_buffer(m, pooled, c, z)
+        take_left = z.new_empty(pooled, m, c)
+        speed._pool_into(z, slots, take_left)
+        grad_slots = grad.view(-1, m, 2, c).permute(0, 2, 1, 3)
+        grad_z = torch.empty_like(z)
+        speed._unpool_from(grad_slots, slots, take_left, grad_z)
+        results.append((a, take_left, grad_z))
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, equal_nan=True)
+    out = results[0][0]
+    assert torch.isnan(out).any() and torch.isposinf(out).any()
+
+
+@pytest.mark.parametrize("dtype", [D64, F32], ids=["float64", "float32"])
+def test_block1_kernel_keeps_nan_and_inf(dtype, use_native):
+    """Block 1 on frames with a NaN, a +inf and a -inf sample, and a kernel weight that is NaN."""
+    _lib(dtype)
+    torch.manual_seed(8)
+    model = AudioNet(convLayerNum=1, inDim=100).to(dtype)
+    frames = torch.randn(6, 100, dtype=dtype)
+    frames[1, 10], frames[3, 40], frames[4, 60] = float("nan"), float("inf"), float("-inf")
+    plan = frontend_receptive_field(100, 1, model.convKernelSize)
+    weight = torch.randn(6, model.feature_size, dtype=dtype)
+    for nan_weight in (False, True):
+        if nan_weight:
+            with torch.no_grad():
+                model.conv_blocks()[0].weight[5, 0, 2] = float("nan")
+        results = []
+        for on in (True, False):
+            use_native(on)
+            model.zero_grad()
+            out = speed.frontend_gemm(frames, plan, model.conv_blocks())
+            (out * weight).sum().backward()
+            conv = model.conv_blocks()[0]
+            results.append([out.detach(), conv.weight.grad.clone(), conv.bias.grad.clone()])
+        for name, a, b in zip(("features", "grad of the kernel", "grad of the bias"), *results):
+            _assert_same_specials(a, b, dtype, f"NaN weight {nan_weight}, {name}")
+        features = results[0][0]
+        assert torch.isnan(features[1]).any() and torch.isposinf(features[3]).any()
+        assert bool(torch.isnan(features[0]).any()) == nan_weight  # frame 0: only the NaN weight
+
+
+@pytest.mark.parametrize("dtype", [D64, F32], ids=["float64", "float32"])
+def test_lstm_kernels_keep_nan_and_inf(dtype, use_native):
+    """The recurrence with ±inf and NaN gate inputs and one NaN recurrent weight."""
+    _lib(dtype)
+    torch.manual_seed(9)
+    steps, n, width = 6, 7, 16
+    xg = torch.randn(steps, n, 4 * width, dtype=dtype)
+    xg[1, 0, 3], xg[2, 1, 20], xg[0, 2, 50] = float("inf"), float("-inf"), float("nan")
+    xg[3, 3, 60] = float("inf")  # the candidate g of a unit
+    w = torch.randn(width, 4 * width, dtype=dtype) / 4
+    h0, c0 = torch.zeros(n, width, dtype=dtype), torch.zeros(n, width, dtype=dtype)
+    grad_h = torch.randn(steps, n, width, dtype=dtype)
+    for nan_weight in (False, True):
+        if nan_weight:
+            w[4, 9] = float("nan")
+        fast = _recurrence(use_native, True, xg, w, h0, c0, grad_h, None, 1)
+        slow = _recurrence(use_native, False, xg, w, h0, c0, grad_h, None, 1)
+        names = ("activations", "h", "c", "tanh(c)", "grad of the gates", "grad of W", "grad of c0")
+        for name, a, b in zip(names, fast, slow):
+            _assert_same_specials(a, b, dtype, f"NaN weight {nan_weight}, {name}")
+        assert torch.isnan(fast[1]).any()
+        assert nan_weight or torch.isfinite(fast[1][:, 4:]).all()  # rows without a special number
+
+
+# ---------------------------------------------------------------------------------------------
 # The build
 # ---------------------------------------------------------------------------------------------
 @pytest.fixture
@@ -310,3 +464,80 @@ def test_loading_the_kernels_keeps_denormal_numbers():
     tiny = np.array([1e-40], dtype=np.float32)  # a float32 denormal
     assert (tiny * np.float32(1.0))[0] > 0
     assert (torch.tensor([1e-40]) * 1.0).item() > 0
+
+
+def test_default_flags_are_ieee_and_portable():
+    flags = native.CFLAGS + native.LDFLAGS + sum(native._ARCH_FLAGS, ())
+    assert "-ffast-math" not in flags and not any(f.startswith(("-march", "-mcpu")) for f in flags)
+    assert not any(f.startswith(("-ffinite-math", "-funsafe-math", "-Ofast")) for f in flags)
+
+
+def test_the_cache_key_changes_with_the_flags(tmp_path, monkeypatch, fresh_state):
+    """A library built with other flags (the old -ffast-math build) is never reused."""
+    _lib(F32)
+    native.build(tmp_path)
+    monkeypatch.setattr(native, "CFLAGS", ("-O3", "-ffast-math", "-fPIC"))
+    native.build(tmp_path)
+    folders = sorted(p.parent for p in tmp_path.rglob("kernels_float.so"))
+    assert len(folders) == 2 and folders[0] != folders[1]
+
+
+def test_each_library_has_its_size_and_sha256_recorded(tmp_path, fresh_state):
+    _lib(F32)
+    native.build(tmp_path)
+    for lib in tmp_path.rglob("*.so"):
+        stamp = json.loads(lib.with_name(lib.name + ".json").read_text())
+        assert stamp == {"bytes": lib.stat().st_size, "sha256": native._file_stamp(lib)["sha256"]}
+        assert native._intact(lib)
+
+
+_STATUS = "import torch; from emoser import native; print(native.status())"
+
+
+def _status_in_subprocess(cache: Path, **env):
+    """What a new process says about the kernels, with the cache in ``cache``."""
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "EMOSER_CACHE_DIR": str(cache), native.ENV_NATIVE: "1",
+           "PYTHONPATH": str(root), **env}
+    return subprocess.run([sys.executable, "-c", _STATUS], env=env, capture_output=True,
+                          text=True, timeout=600, cwd=root, check=False)
+
+
+def _truncate_cached_library(cache: Path) -> Path:
+    (lib,) = cache.glob("native/*/kernels_float.so")
+    with open(lib, "r+b") as fh:
+        fh.truncate(lib.stat().st_size // 2)
+    return lib
+
+
+def test_a_truncated_library_in_the_cache_is_rebuilt_not_loaded(tmp_path):
+    """Loading a truncated .so crashed every later process with SIGBUS (exit status -7)."""
+    _lib(F32)
+    first = _status_in_subprocess(tmp_path)
+    assert first.returncode == 0 and "compiled and in use" in first.stdout, first.stderr
+    lib = _truncate_cached_library(tmp_path)
+    again = _status_in_subprocess(tmp_path)
+    assert again.returncode == 0, (again.returncode, again.stderr)
+    assert "compiled and in use" in again.stdout
+    assert native._intact(lib)  # rebuilt whole
+
+
+def test_a_truncated_library_that_cannot_be_rebuilt_falls_back_or_fails_in_one_line(tmp_path):
+    _lib(F32)
+    assert _status_in_subprocess(tmp_path).returncode == 0
+    lib = _truncate_cached_library(tmp_path)
+    # the same compiler (the same cache key), now failing on every file
+    broken = tmp_path / "broken-cc"
+    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    broken.write_text(f'#!/bin/sh\n[ "$1" = --version ] && exec {cc} --version\nexit 1\n')
+    broken.chmod(0o755)
+    fallback = _status_in_subprocess(tmp_path, CC=str(broken))
+    assert fallback.returncode == 0, (fallback.returncode, fallback.stderr)
+    assert "fused CPU kernels: not available" in fallback.stdout
+    warning = [line for line in fallback.stderr.splitlines() if "RuntimeWarning" in line]
+    assert len(warning) == 1 and f"{lib} is damaged" in warning[0], fallback.stderr
+    required = _status_in_subprocess(tmp_path, CC=str(broken), **{native.ENV_NATIVE: "require"})
+    assert required.returncode == 1, (required.returncode, required.stderr)
+    errors = [line for line in required.stderr.splitlines()
+              if line.startswith("emoser.native.NativeBuildError")]
+    assert len(errors) == 1 and f"{lib} is damaged" in errors[0], required.stderr

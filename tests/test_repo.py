@@ -75,9 +75,15 @@ def test_requirements_cover_the_package_dependencies_without_pins():
         assert req.name.lower() in reqs, f"{req.name} missing from requirements.txt"
         assert reqs[req.name.lower()].specifier == req.specifier, f"{req.name}: ranges differ"
     for tool in ("jupyter-book", "myst-nb", "nbval", "pytest", "ipywidgets", "ipykernel",
-                 "nbclient", "nbformat", "websocket-client"):
+                 "nbclient", "nbformat", "websocket-client", "jupyterlab", "nbconvert"):
         assert tool in reqs, f"{tool} missing from requirements.txt"
     assert not reqs["jupyter-book"].specifier.contains(Version("2.0.0"))
+    # the "notebook" extra (a front end for the chapters) is part of requirements.txt
+    extra = [Requirement(d) for d in _pyproject()["project"]["optional-dependencies"]["notebook"]]
+    assert {r.name for r in extra} >= {"jupyterlab", "nbconvert"}
+    for req in extra:
+        assert "==" not in str(req.specifier), str(req)
+        assert reqs[req.name.lower()].specifier == req.specifier, f"{req.name}: ranges differ"
 
 
 def test_checksums_ship_as_package_data():

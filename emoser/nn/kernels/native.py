@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import hashlib
+import json
 import os
 import platform
 import shutil
@@ -42,13 +43,16 @@ __all__ = ["ENV_NATIVE", "NativeBuildError", "enabled", "override", "kernels", "
 #: when a C compiler is there.
 ENV_NATIVE = "EMOSER_NATIVE"
 
-#: Flags of the compilation; ``-ffast-math`` lets the compiler use vectorized ``exp``/``tanh``
-#: (glibc's libmvec) and reorder sums, as MKL and PyTorch's own kernels do. The link step has
-#: no ``-ffast-math``: with it, GCC would add start-up code that makes the whole process flush
-#: denormal numbers to zero as soon as the library is loaded.
-CFLAGS = ("-O3", "-ffast-math", "-fPIC")
+#: Flags of the compilation: IEEE arithmetic, for any CPU of the architecture. No
+#: ``-ffast-math``: it lets the compiler assume there are no NaNs or infinities (a NaN then
+#: turned into a finite number, and a training seed that trains without it collapsed) and
+#: reorder sums. No ``-march=native``: the library does not depend on the processor it was
+#: built on (the matrix product picks its register blocking for the vector width it is
+#: compiled for; ``benchmarks/README.md`` compares the speed with the old build).
+#: ``-fno-math-errno`` changes no result: ``exp``/``tanh`` need not set ``errno``.
+CFLAGS = ("-O3", "-fno-math-errno", "-fPIC")
 LDFLAGS = ("-shared",)
-_ARCH_FLAGS = (("-march=native",), ("-mcpu=native",), ())
+_ARCH_FLAGS = ((),)
 
 #: The longest convolution kernel block 1's kernel takes (``MAX_K`` in the C file).
 MAX_KERNEL = 16
@@ -64,8 +68,17 @@ _SIGNATURES = {
 }
 
 
-class NativeBuildError(RuntimeError):
-    """The kernels could not be compiled or loaded (message: the compiler's complaint)."""
+class NativeBuildError(RuntimeError, OSError):
+    """The kernels could not be compiled or loaded: a one-line message (with the compiler's
+    first complaint), the whole compiler output in ``log`` (and, from Python 3.11, as a note
+    of the traceback). Also an ``OSError``, so that the command line reports it in one line,
+    without a traceback."""
+
+    def __init__(self, message: str, log: str = ""):
+        super().__init__(message)
+        self.log = log
+        if log and hasattr(self, "add_note"):
+            self.add_note(log)
 
 
 _loaded: dict = {}
@@ -118,8 +131,27 @@ def _cpu_key() -> str:
     return platform.processor() or platform.machine()
 
 
+def _stamp_path(lib: Path) -> Path:
+    return lib.with_name(lib.name + ".json")
+
+
+def _file_stamp(path: Path) -> dict:
+    return {"bytes": path.stat().st_size, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+
+
+def _intact(lib: Path) -> bool:
+    """Whether ``lib`` is the whole library that was built: its size and SHA-256 as recorded
+    beside it at build time. Loading a truncated library (a full disk, an interrupted copy)
+    kills the process with SIGBUS, so nothing is loaded without this check."""
+    try:
+        return json.loads(_stamp_path(lib).read_text()) == _file_stamp(lib)
+    except (OSError, ValueError):
+        return False
+
+
 def _compile(cc: str, source: Path, real: str, target: Path) -> None:
-    """Compile, then link, into a temporary name; rename to ``target`` only when both worked."""
+    """Compile, then link, into a temporary name; record its size and SHA-256 beside ``target``,
+    then rename it to ``target``, only when both steps worked."""
     errors = []
     obj = source.with_name(f"kernels_{real}.o")
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
@@ -132,10 +164,14 @@ def _compile(cc: str, source: Path, real: str, target: Path) -> None:
                 errors.append(f"$ {' '.join(cmd)}\n{proc.stderr.strip()}")
                 break
         else:
+            stamp, stamp_tmp = _stamp_path(target), _stamp_path(tmp)
+            stamp_tmp.write_text(json.dumps(_file_stamp(tmp)))
+            os.replace(stamp_tmp, stamp)
             os.replace(tmp, target)  # whole file or nothing: no half-written library is ever loaded
             return
         tmp.unlink(missing_ok=True)
-    raise NativeBuildError(f"compiling {source.name} failed: {_first_error(errors)}\n" + "\n".join(errors))
+    raise NativeBuildError(f"compiling {source.name} failed: {_first_error(errors)}",
+                           "\n".join(errors))
 
 
 def _first_error(logs) -> str:
@@ -162,7 +198,8 @@ def build(folder: Path | None = None) -> dict:
         raise NativeBuildError("no C compiler found (set $CC, or install gcc or clang)")
     src = _source()
     version = subprocess.run([cc, "--version"], capture_output=True, text=True).stdout
-    key = hashlib.sha256(b"\0".join([src, version.encode(), _cpu_key().encode(), " ".join(CFLAGS + LDFLAGS).encode()]))
+    flags = " | ".join(" ".join(f) for f in (CFLAGS, LDFLAGS, *_ARCH_FLAGS))
+    key = hashlib.sha256(b"\0".join([src, version.encode(), _cpu_key().encode(), flags.encode()]))
     folder = Path(folder) if folder is not None else cache_dir() / "native"
     out = folder / key.hexdigest()[:16]
     out.mkdir(parents=True, exist_ok=True)
@@ -172,8 +209,18 @@ def build(folder: Path | None = None) -> dict:
         source.write_bytes(src)
         for dtype, real in ((torch.float32, "float"), (torch.float64, "double")):
             target = out / f"kernels_{real}.so"
-            if not target.exists():
-                _compile(cc, source, real, target)
+            if not _intact(target):  # missing, or not the file that was built: build it again
+                try:
+                    _compile(cc, source, real, target)
+                except NativeBuildError as err:
+                    if not target.exists():
+                        raise
+                    raise NativeBuildError(f"{target} is damaged (its size or SHA-256 is not the "
+                                           f"one recorded when it was built) and rebuilding it "
+                                           f"failed: {err}", err.log) from None
+                if not _intact(target):
+                    raise NativeBuildError(f"{target}: the library just built does not match its "
+                                           f"size and SHA-256 in {_stamp_path(target).name}")
             try:
                 lib = ctypes.CDLL(str(target))
             except OSError as err:

@@ -18,14 +18,27 @@
 #define REAL float
 #endif
 typedef REAL real;
-#define V ((int)(64 / sizeof(real)))            /* numbers per 64-byte vector */
-typedef real vec __attribute__((vector_size(64)));
-/* block 1 keeps its weights and sums in registers: one register per vector there */
-#ifdef __AVX512F__
+/* The vector registers the compiler may use for this build: width and how many rows of the
+   matrix product keep their 4·RB sums in them (RB·4 sums + 4 of B + 1 of A must fit: 32
+   registers with AVX-512, 16 with AVX or with SSE2, the x86-64 baseline). Any width gives the
+   same results: every sum is taken over k in the same order. */
+#if defined(__AVX512F__)
 #define BYTES 64
-#else
+#define RB 5
+#elif defined(__AVX__)
 #define BYTES 32
+#define RB 2
+#else
+#define BYTES 16
+#define RB 2
 #endif
+#ifdef GEMM_RB  /* only for measuring other row blocks */
+#undef RB
+#define RB GEMM_RB
+#endif
+#define V ((int)(BYTES / sizeof(real)))         /* numbers per vector */
+typedef real vec __attribute__((vector_size(BYTES)));
+/* block 1 keeps its weights and sums in registers, one register per vector */
 #define W ((int)(BYTES / sizeof(real)))
 typedef real rvec __attribute__((vector_size(BYTES)));
 typedef __typeof__((rvec){0} >= (rvec){0}) mvec;  /* comparison results: all bits set or none */
@@ -33,14 +46,25 @@ static inline rvec rload(const real *p) { rvec v; memcpy(&v, p, sizeof v); retur
 static inline void rstore(real *p, rvec v) { memcpy(p, &v, sizeof v); }
 static inline rvec pick(mvec m, rvec a, rvec b) { return (rvec)(((mvec)a & m) | ((mvec)b & ~m)); }
 static inline rvec keep(mvec m, rvec a) { return (rvec)((mvec)a & m); }
+/* NaN as PyTorch treats it (tests/test_native.py checks it): torch.maximum and max pooling
+   return NaN when either side is NaN, clamp_min (ReLU) keeps a NaN, and a comparison with a
+   NaN is false. `e >= o ? e : o` would return o when e is NaN, `x > 0 ? x : 0` would return 0:
+   both drop the NaN. These helpers keep it. Built without -ffast-math, so that the compiler
+   may not assume that there are no NaNs or infinities. */
+static inline real max_nan(real e, real o) { return e >= o || e != e ? e : o; }
+static inline real relu_nan(real x) { return x < 0 ? 0 : x; }
+static inline rvec vmax_nan(rvec e, rvec o) { return pick((e >= o) | (e != e), e, o); }
+static inline rvec vrelu_nan(rvec x) { return keep(~(x < 0), x); }
+/* the 0/1 factor of a mask, multiplied as the PyTorch code does (0 · inf and 0 · NaN are NaN) */
+static inline rvec ones(mvec m) { return keep(m, (rvec){0} + 1); }
 
 static inline vec load(const real *p) { vec v; memcpy(&v, p, sizeof v); return v; }
 static inline void store(real *p, vec v) { memcpy(p, &v, sizeof v); }
 
 /* Rows r0 .. r0+RB-1 of C (n×J, row stride ldc) += A (row stride lda) · B (K×J contiguous),
    columns 0 .. jv-1 in blocks of 4 vectors; RB·4 accumulators stay in registers. */
-#define GEMM_ROWS(RB)                                                                        \
-    static void gemm_rows_##RB(int r0, int K, int J, int jv, const real *A, int lda,           \
+#define GEMM_ROWS(NAME, RB)                                                                  \
+    static void gemm_rows_##NAME(int r0, int K, int J, int jv, const real *A, int lda,           \
                                const real *B, real *C, int ldc) {                              \
         for (int j0 = 0; j0 < jv; j0 += 4 * V) {                                               \
             vec acc[RB][4];                                                                    \
@@ -59,13 +83,13 @@ static inline void store(real *p, vec v) { memcpy(p, &v, sizeof v); }
                 for (int q = 0; q < 4; q++) store(C + (size_t)(r0 + r) * ldc + j0 + q * V, acc[r][q]); \
         }                                                                                      \
     }
-GEMM_ROWS(5)
-GEMM_ROWS(1)
+GEMM_ROWS(block, RB)
+GEMM_ROWS(1, 1)
 
 /* C (n×J, row stride ldc) += A (n×K, row stride lda) · B (K×J, contiguous). */
 static void gemm_acc(int n, int K, int J, const real *A, int lda, const real *B, real *C, int ldc) {
     int jv = J - J % (4 * V), r0 = 0;
-    for (; r0 + 5 <= n; r0 += 5) gemm_rows_5(r0, K, J, jv, A, lda, B, C, ldc);
+    for (; r0 + RB <= n; r0 += RB) gemm_rows_block(r0, K, J, jv, A, lda, B, C, ldc);
     for (; r0 < n; r0++) gemm_rows_1(r0, K, J, jv, A, lda, B, C, ldc);
     for (int r = 0; r < n; r++)
         for (int k = 0; k < K; k++) {
@@ -75,11 +99,12 @@ static void gemm_acc(int n, int K, int J, const real *A, int lda, const real *B,
 }
 
 /* σ(x) without overflow: exp of -|x| only, so 1 + e lies in [1, 2]. The textbook 1 / (1 + exp(-x))
-   overflows to inf for x < -88 in float32, and under -ffast-math the division of 1 by inf may
-   come out as NaN instead of 0 (the compiler is allowed to assume there are no infinities). */
+   overflows to inf for x < -88 in float32 (1 / inf is 0, but the overflow costs time). σ(±inf)
+   is 1 and 0, σ(NaN) is NaN, as torch.sigmoid. A choice between two numbers, then one product
+   (1·s is s): the loop over a row stays free of branches, so it is vectorized. */
 static inline real sigmoid(real x) {
     real e = exp(-fabs(x)), s = 1 / (1 + e);
-    return x >= 0 ? s : e * s;
+    return (x >= 0 ? (real)1 : e) * s;
 }
 
 /* ----------------------------------------------------------------------------------------
@@ -205,16 +230,15 @@ int block1_forward(const real *frames, int m, int d, int samples, int K, int C, 
                 const real *we = avg + 4 * q, *wo = we + 2;
                 rvec e = b, o = b;
                 for (int k = 0; k < K; k++) { e += w[k] * we[k]; o += w[k] * wo[k]; }
-                rvec mx = pick(e >= o, e, o);  /* ties: the even one, as max_pool1d */
-                rstore(base + (q / 2) * s_r + (q % 2) * s_j + c, keep(mx > 0, mx));
+                rvec mx = vmax_nan(e, o);  /* ties: the even one, as max_pool1d */
+                rstore(base + (q / 2) * s_r + (q % 2) * s_j + c, vrelu_nan(mx));
             }
         }
         for (int c = cv; c < C; c++)
             for (int q = 0; q < positions; q++) {
                 real e, o;
                 outputs_1(c, C, K, wt, bias, avg + 4 * q, avg + 4 * q + 2, &e, &o);
-                real mx = e >= o ? e : o;
-                base[(q / 2) * s_r + (q % 2) * s_j + c] = mx > 0 ? mx : 0;
+                base[(q / 2) * s_r + (q % 2) * s_j + c] = relu_nan(max_nan(e, o));
             }
     }
     free(avg);
@@ -246,10 +270,11 @@ int block1_backward(const real *frames, int m, int d, int samples, int K, int C,
                 const real *we = avg + 4 * q, *wo = we + 2;
                 rvec e = b, o = b;
                 for (int k = 0; k < K; k++) { e += w[k] * we[k]; o += w[k] * wo[k]; }
-                mvec left = e >= o;
-                rvec mx = pick(left, e, o);
-                rvec g = keep(mx > 0, rload(base + (q / 2) * s_r + (q % 2) * s_j + c));  /* ReLU */
-                rvec ge = keep(left, g), go = g - ge;  /* even output, odd output */
+                rvec mx = vmax_nan(e, o);
+                /* ReLU, then the even output (e >= o: false for a NaN, as torch.ge) or the odd:
+                   multiplied by 0 or 1, as the PyTorch code does */
+                rvec g = rload(base + (q / 2) * s_r + (q % 2) * s_j + c) * ones(mx > 0);
+                rvec ge = g * ones(e >= o), go = g - ge;
                 db += g;
                 for (int k = 0; k < K; k++) dw[k] += ge * we[k] + go * wo[k];
             }
@@ -261,9 +286,9 @@ int block1_backward(const real *frames, int m, int d, int samples, int K, int C,
                 const real *we = avg + 4 * q, *wo = we + 2;
                 real e, o;
                 outputs_1(c, C, K, wt, bias, we, wo, &e, &o);
-                real mx = e >= o ? e : o;
-                real g = mx > 0 ? base[(q / 2) * s_r + (q % 2) * s_j + c] : 0;
-                real ge = e >= o ? g : 0, go = g - ge;
+                real mx = max_nan(e, o);
+                real g = base[(q / 2) * s_r + (q % 2) * s_j + c] * (real)(mx > 0);
+                real ge = g * (real)(e >= o), go = g - ge;
                 grad_wt[(size_t)K * C + c] += g;
                 for (int k = 0; k < K; k++) grad_wt[(size_t)k * C + c] += ge * we[k] + go * wo[k];
             }
@@ -288,9 +313,8 @@ int pool_forward(const real *z, int pooled, int m, int C, real *slots, long s_r,
             real *restrict out = slots + (p / 2) * s_r + (p % 2) * s_j + f * s_f;
             real *restrict tl = take_left + ((size_t)p * m + f) * C;
             for (int c = 0; c < C; c++) {
-                real mx = e[c] >= o[c] ? e[c] : o[c];
                 tl[c] = e[c] >= o[c] ? 1 : 0;
-                out[c] = mx > 0 ? mx : 0;
+                out[c] = relu_nan(max_nan(e[c], o[c]));
             }
         }
     return 0;
