@@ -1,4 +1,4 @@
-"""emoser.native: the fused C kernels compute what the PyTorch code of emoser.speed computes.
+"""emoser.nn.kernels.native: the C kernels compute what the PyTorch code of emoser.nn.kernels does.
 
 Every kernel is compared with the PyTorch code it replaces (values and gradients; float64 to
 rounding, float32 to a few units in the last place), over shapes that reach every code path
@@ -321,12 +321,12 @@ def test_pool_kernels_keep_nan_and_inf_bit_for_bit(dtype, use_native):
     results = []
     for on in (True, False):
         use_native(on)
-        a, slots = speed._input_buffer(m, pooled, c, z)
+        a, slots = frontend._input_buffer(m, pooled, c, z)
         take_left = z.new_empty(pooled, m, c)
-        speed._pool_into(z, slots, take_left)
+        frontend._pool_into(z, slots, take_left)
         grad_slots = grad.view(-1, m, 2, c).permute(0, 2, 1, 3)
         grad_z = torch.empty_like(z)
-        speed._unpool_from(grad_slots, slots, take_left, grad_z)
+        frontend._unpool_from(grad_slots, slots, take_left, grad_z)
         results.append((a, take_left, grad_z))
     for a, b in zip(*results):
         torch.testing.assert_close(a, b, rtol=0, atol=0, equal_nan=True)
@@ -491,7 +491,7 @@ def test_each_library_has_its_size_and_sha256_recorded(tmp_path, fresh_state):
         assert native._intact(lib)
 
 
-_STATUS = "import torch; from emoser import native; print(native.status())"
+_STATUS = "import torch; from emoser.nn.kernels import native; print(native.status())"
 
 
 def _status_in_subprocess(cache: Path, **env):
@@ -539,5 +539,5 @@ def test_a_truncated_library_that_cannot_be_rebuilt_falls_back_or_fails_in_one_l
     required = _status_in_subprocess(tmp_path, CC=str(broken), **{native.ENV_NATIVE: "require"})
     assert required.returncode == 1, (required.returncode, required.stderr)
     errors = [line for line in required.stderr.splitlines()
-              if line.startswith("emoser.native.NativeBuildError")]
+              if line.startswith("emoser.nn.kernels.native.NativeBuildError")]
     assert len(errors) == 1 and f"{lib} is damaged" in errors[0], required.stderr

@@ -72,7 +72,10 @@ class NativeBuildError(RuntimeError, OSError):
     """The kernels could not be compiled or loaded: a one-line message (with the compiler's
     first complaint), the whole compiler output in ``log`` (and, from Python 3.11, as a note
     of the traceback). Also an ``OSError``, so that the command line reports it in one line,
-    without a traceback."""
+    without a traceback.
+
+    Chapter: chapters/08_speed.ipynb
+    """
 
     def __init__(self, message: str, log: str = ""):
         super().__init__(message)
@@ -248,8 +251,9 @@ def kernels(dtype: torch.dtype):
             _failure = str(err)
             if _setting() == "require":
                 raise
-            warnings.warn(f"emoser: the fused CPU kernels are not available, using the PyTorch code "
-                          f"(same results, slower). {_failure.splitlines()[0]}", RuntimeWarning, stacklevel=2)
+            warnings.warn("emoser: the fused CPU kernels are not available, using the PyTorch "
+                          f"code (same results, slower). {_failure.splitlines()[0]}",
+                          RuntimeWarning, stacklevel=2)
     return _loaded.get(dtype)
 
 
@@ -259,7 +263,8 @@ def status() -> str:
     Chapter: chapters/08_speed.ipynb
     """
     if not enabled():
-        why = "emoser.native.override(False)" if _override is False else f"{ENV_NATIVE}={os.environ.get(ENV_NATIVE)}"
+        why = ("emoser.nn.kernels.native.override(False)" if _override is False
+               else f"{ENV_NATIVE}={os.environ.get(ENV_NATIVE)}")
         return f"fused CPU kernels: off ({why})"
     lib = kernels(torch.float32)
     if lib is None:
