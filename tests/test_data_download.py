@@ -44,7 +44,8 @@ def _wav_bytes(seed):
 def published():
     """The 'published' recordings and their checksum table."""
     blobs = {name: _wav_bytes(i) for i, name in enumerate(FILES)}
-    table = {n: Checksum(n, hashlib.sha256(b).hexdigest(), len(b), FILES[n]) for n, b in blobs.items()}
+    table = {n: Checksum(n, hashlib.sha256(b).hexdigest(), len(b), FILES[n])
+             for n, b in blobs.items()}
     return blobs, table
 
 

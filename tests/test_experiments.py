@@ -246,7 +246,7 @@ def test_training_runs_on_the_fixed_thread_count_whatever_the_process_uses(monke
     before = torch.get_num_threads()
     seen, weights = {}, {}
     try:
-        for process_threads in (1, 3):
+        for process_threads in (2, 3):
             torch.set_num_threads(process_threads)
             log = []
             run = _run(data, callback=lambda record: log.append(torch.get_num_threads()))
@@ -256,13 +256,13 @@ def test_training_runs_on_the_fixed_thread_count_whatever_the_process_uses(monke
             assert run.history.params["threads"] == emoser.training.TRAINING_THREADS
     finally:
         torch.set_num_threads(before)
-    assert seen[1] == seen[3] == [emoser.training.TRAINING_THREADS] * FAST.epochs
-    assert all(torch.equal(a, b) for a, b in zip(weights[1], weights[3]))
+    assert seen[2] == seen[3] == [emoser.training.TRAINING_THREADS] * FAST.epochs
+    assert all(torch.equal(a, b) for a, b in zip(weights[2], weights[3]))
 
 
 def test_training_threads_setting(monkeypatch):
-    monkeypatch.setenv("EMOSER_TRAINING_THREADS", "1")
-    assert emoser.training.training_threads() == 1
+    monkeypatch.setenv("EMOSER_TRAINING_THREADS", "2")
+    assert emoser.training.training_threads() == 2
     monkeypatch.setenv("EMOSER_TRAINING_THREADS", "two")
     with pytest.raises(ValueError, match="EMOSER_TRAINING_THREADS"):
         emoser.training.training_threads()

@@ -31,7 +31,8 @@ TOL = {D64: dict(rtol=1e-12, atol=1e-12), F32: dict(rtol=2e-5, atol=2e-5)}
 def _lib(dtype):
     """The kernels; a test of them is skipped only where no C compiler exists at all (CI sets
     EMOSER_NATIVE=require, so there a failed build fails the tests instead)."""
-    if native._setting() != "require" and not (shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")):
+    if native._setting() != "require" and not (shutil.which("cc") or shutil.which("gcc")
+                                               or shutil.which("clang")):
         pytest.skip("no C compiler on this machine")
     lib = native.kernels(dtype)
     assert lib is not None, native.status()
@@ -62,7 +63,8 @@ def _recurrence(use_native, on, xg, w, h0, c0, grad_h, grad_c, layers):
     h_hist[0], c_hist[0] = h0, c0
     tanh_c = xg.new_empty(steps, n, width)
     recurrence._run_forward(acts, w, h_hist, c_hist, tanh_c, layers)
-    grads = recurrence._run_backward(acts, w, h_hist, c_hist, tanh_c, grad_h.clone(), grad_c, layers)
+    grads = recurrence._run_backward(acts, w, h_hist, c_hist, tanh_c, grad_h.clone(), grad_c,
+                                     layers)
     return (acts, h_hist, c_hist, tanh_c, *grads)
 
 
@@ -128,7 +130,8 @@ def test_lstm_kernels_match_the_wavefront_through_autograd(use_native):
         x.grad = None
         out = speed.lstm_stack_last(model.lstm, x, lengths)
         (out * torch.linspace(-1, 1, out.numel(), dtype=D64).view_as(out)).sum().backward()
-        results.append([out.detach(), x.grad.clone()] + [p.grad.clone() for p in model.lstm.parameters()])
+        results.append([out.detach(), x.grad.clone()]
+                       + [p.grad.clone() for p in model.lstm.parameters()])
     for a, b in zip(*results):
         torch.testing.assert_close(a, b, **TOL[D64])
 
@@ -147,7 +150,8 @@ FRONTENDS = [
 
 
 @pytest.mark.parametrize("dtype", [D64, F32], ids=["float64", "float32"])
-@pytest.mark.parametrize("config", FRONTENDS, ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()) or "default")
+@pytest.mark.parametrize("config", FRONTENDS,
+                         ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()) or "default")
 def test_block1_kernel_equals_the_pytorch_front_end(dtype, config, use_native):
     _lib(dtype)
     torch.manual_seed(1)
@@ -161,7 +165,8 @@ def test_block1_kernel_equals_the_pytorch_front_end(dtype, config, use_native):
         model.zero_grad()
         out = speed.frontend_gemm(frames, plan, model.conv_blocks())
         (out * weight).sum().backward()
-        results.append([out.detach()] + [p.grad.clone() for p in model.parameters() if p.grad is not None])
+        results.append([out.detach()]
+                       + [p.grad.clone() for p in model.parameters() if p.grad is not None])
     assert len(results[0]) == len(results[1]) > 2
     for a, b in zip(*results):
         torch.testing.assert_close(a, b, **TOL[dtype])
@@ -170,7 +175,8 @@ def test_block1_kernel_equals_the_pytorch_front_end(dtype, config, use_native):
 @pytest.mark.parametrize("pooled", [11, 2, 5])
 def test_pool_kernels_give_the_same_bits_as_the_pytorch_code(pooled, use_native):
     """ReLU + max pooling of blocks 2, 3: comparisons and one multiplication by 0 or 1, so the
-    kernel must match the PyTorch code exactly, ties (a tenth of the pairs) and odd counts included."""
+    kernel must match the PyTorch code exactly, ties (a tenth of the pairs) and odd counts
+    included."""
     _lib(F32)
     torch.manual_seed(pooled)
     m, c = 13, 64
@@ -397,7 +403,8 @@ def fresh_state(monkeypatch):
     monkeypatch.setattr(native, "_failure", None)
 
 
-def test_a_failing_compiler_is_reported_and_the_pytorch_code_runs(tmp_path, monkeypatch, fresh_state):
+def test_a_failing_compiler_is_reported_and_the_pytorch_code_runs(tmp_path, monkeypatch,
+                                                                   fresh_state):
     monkeypatch.setenv("CC", "false")  # a "compiler" that always fails
     monkeypatch.setenv("EMOSER_CACHE_DIR", str(tmp_path))
     monkeypatch.setenv(native.ENV_NATIVE, "1")
@@ -407,7 +414,8 @@ def test_a_failing_compiler_is_reported_and_the_pytorch_code_runs(tmp_path, monk
         assert native.kernels(F32) is None
     assert "not available" in native.status()
     # no half-made library is left behind
-    assert not list((tmp_path / "native").rglob("*.so")) and not list((tmp_path / "native").rglob("*.tmp"))
+    assert (not list((tmp_path / "native").rglob("*.so"))
+            and not list((tmp_path / "native").rglob("*.tmp")))
     # and the front-end still computes (by the PyTorch code)
     model = AudioNet()
     plan = frontend_receptive_field(500, 3, 5)

@@ -26,7 +26,8 @@ def _load_tool(name: str):
     """Import tools/<name>.py (tools/ is not a package)."""
     sys.path.insert(0, str(ROOT / "tools"))
     try:
-        spec = importlib.util.spec_from_file_location(f"_tool_{name}", ROOT / "tools" / f"{name}.py")
+        spec = importlib.util.spec_from_file_location(f"_tool_{name}",
+                                                      ROOT / "tools" / f"{name}.py")
         module = importlib.util.module_from_spec(spec)
         sys.modules[spec.name] = module  # dataclasses look their module up there
         spec.loader.exec_module(module)
@@ -65,7 +66,8 @@ def test_dependencies_are_ranges_that_keep_colabs_torch():
 
 
 def test_requirements_cover_the_package_dependencies_without_pins():
-    lines = [line.split("#")[0].strip() for line in (ROOT / "requirements.txt").read_text().splitlines()]
+    lines = [line.split("#")[0].strip()
+             for line in (ROOT / "requirements.txt").read_text().splitlines()]
     reqs = {Requirement(line).name.lower(): Requirement(line) for line in lines if line}
     assert not any(line.startswith("-e") for line in lines)
     for req in reqs.values():
@@ -149,7 +151,8 @@ def test_ci_script_is_strict_bash():
 
 def test_gitignore_keeps_recordings_and_builds_out():
     ignored = (ROOT / ".gitignore").read_text().split()
-    for pattern in (".venv/", "_build/", ".cache/", "*.wav", "*.aif", "*.aiff", "*.flac", "*.egg-info/"):
+    for pattern in (".venv/", "_build/", ".cache/", "*.wav", "*.aif", "*.aiff", "*.flac",
+                    "*.egg-info/"):
         assert pattern in ignored, pattern
 
 
@@ -163,7 +166,8 @@ def _audio_notebook():
                         data={"text/html": '<AUDIO controls="controls"><source src="data:audio/wav;'
                                            'base64,UklGRg==" type="audio/wav"/></AUDIO>',
                               "text/plain": "<IPython.lib.display.Audio object>"})
-    picture = new_output("display_data", data={"image/png": "iVBORw0KGgo=", "text/plain": "<Figure>"})
+    picture = new_output("display_data",
+                         data={"image/png": "iVBORw0KGgo=", "text/plain": "<Figure>"})
     tagged = new_code_cell("listen(wave, rate)", metadata={"tags": ["remove-output"]},
                            outputs=[new_output("stream", name="stdout", text="secret\n")],
                            execution_count=3)
@@ -224,9 +228,12 @@ def _tiny_book(tmp_path: Path, notebooks: dict[str, object]) -> Path:
 def test_select_chapters_by_name_prefix_and_path(tmp_path):
     root = _tiny_book(tmp_path, {"01_data": new_notebook(), "02_framing": new_notebook(),
                                  "12_your_voice": new_notebook()})
-    assert [p.stem for p in ex.chapter_notebooks(root)] == ["01_data", "02_framing", "12_your_voice"]
-    assert [p.stem for p in ex.select_chapters(["02", "01_data"], root)] == ["02_framing", "01_data"]
-    assert [p.stem for p in ex.select_chapters(["chapters/12_your_voice.ipynb"], root)] == ["12_your_voice"]
+    assert ([p.stem for p in ex.chapter_notebooks(root)]
+            == ["01_data", "02_framing", "12_your_voice"])
+    assert ([p.stem for p in ex.select_chapters(["02", "01_data"], root)]
+            == ["02_framing", "01_data"])
+    assert ([p.stem for p in ex.select_chapters(["chapters/12_your_voice.ipynb"], root)]
+            == ["12_your_voice"])
     with pytest.raises(FileNotFoundError, match="no chapter notebook matches '99'"):
         ex.select_chapters(["99"], root)
 
@@ -249,8 +256,10 @@ def test_execute_notebook_runs_in_the_chapter_folder_and_captures_figures(tmp_pa
     from nbclient.exceptions import CellExecutionError
 
     nb = new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nb.cells = [new_code_cell("import os, matplotlib.pyplot as plt\nprint(os.path.basename(os.getcwd()))"),
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    nb.cells = [new_code_cell("import os, matplotlib.pyplot as plt\n"
+                              "print(os.path.basename(os.getcwd()))"),
                 new_code_cell("plt.plot([0, 1]); plt.show()"),
                 new_code_cell("print(os.environ['TQDM_DISABLE'])")]
     folder = tmp_path / "chapters"
@@ -258,7 +267,8 @@ def test_execute_notebook_runs_in_the_chapter_folder_and_captures_figures(tmp_pa
     nbformat.write(nb, folder / "ok.ipynb")
     done = ex.execute_notebook(folder / "ok.ipynb", timeout=120)
     assert done.cells[0].outputs[0]["text"].strip() == "chapters"
-    assert "image/png" in done.cells[1].outputs[0]["data"], "figures must be captured (no Agg in kernels)"
+    assert "image/png" in done.cells[1].outputs[0]["data"], (
+        "figures must be captured (no Agg in kernels)")
     assert done.cells[2].outputs[0]["text"].strip() == "1"
     assert [c.execution_count for c in done.cells] == [1, 2, 3]
 
@@ -277,8 +287,10 @@ def test_image_sources_parses_every_img():
 
 
 def test_local_file_resolves_relative_and_quoted_paths(tmp_path):
-    assert cb.local_file(tmp_path, "chapters/a.html", "../_images/x%20y.png?v=1") == tmp_path / "_images" / "x y.png"
-    assert cb.local_file(tmp_path, "index.html", "_static/logo.png") == tmp_path / "_static" / "logo.png"
+    assert (cb.local_file(tmp_path, "chapters/a.html", "../_images/x%20y.png?v=1")
+            == tmp_path / "_images" / "x y.png")
+    assert (cb.local_file(tmp_path, "index.html", "_static/logo.png")
+            == tmp_path / "_static" / "logo.png")
     assert cb.local_file(tmp_path, "chapters/a.html", "https://example.org/x.png") is None
     assert cb.local_file(tmp_path, "chapters/a.html", "data:image/png;base64,AAAA") is None
 
@@ -291,7 +303,8 @@ def test_check_files_finds_missing_and_empty_images_and_pages(tmp_path):
     (html / "_images" / "good.png").write_bytes(PNG)
     (html / "_images" / "empty.png").write_bytes(b"")
     (html / "_static" / "logo.png").write_bytes(PNG)
-    (html / "index.html").write_text('<meta http-equiv="Refresh" content="0; url=chapters/a.html" />')
+    (html / "index.html").write_text(
+        '<meta http-equiv="Refresh" content="0; url=chapters/a.html" />')
     (html / "chapters" / "a.html").write_text(
         '<img src="../_static/logo.png"><img src="../_images/good.png">'
         '<img src="../_images/missing.png"><img src="../_images/empty.png">'
@@ -312,8 +325,9 @@ def test_check_files_finds_missing_and_empty_images_and_pages(tmp_path):
 def test_figure_pages_are_the_notebooks_with_visible_image_outputs(tmp_path):
     with_figure = new_notebook(cells=[new_code_cell("plot()", execution_count=1, outputs=[
         new_output("display_data", data={"image/png": "iVBORw0KGgo=", "text/plain": "<Figure>"})])])
-    hidden = new_notebook(cells=[new_code_cell("plot()", execution_count=1, metadata={"tags": ["remove-output"]},
-                                               outputs=[new_output("display_data", data={"image/png": "iVBO"})])])
+    hidden = new_notebook(cells=[new_code_cell(
+        "plot()", execution_count=1, metadata={"tags": ["remove-output"]},
+        outputs=[new_output("display_data", data={"image/png": "iVBO"})])])
     text_only = new_notebook(cells=[new_code_cell("1", execution_count=1, outputs=[
         new_output("execute_result", execution_count=1, data={"text/plain": "1"})])])
     root = _tiny_book(tmp_path, {"01_fig": with_figure, "02_hidden": hidden, "03_text": text_only})
@@ -334,7 +348,8 @@ def test_classify_events_separates_book_errors_from_other_hosts():
             "type": "log", "args": [{"type": "string", "value": "just a log"}]}},
         {"sessionId": s, "method": "Runtime.exceptionThrown", "params": {"exceptionDetails": {
             "text": "Uncaught", "url": base + "chapters/a.html",
-            "exception": {"description": "SyntaxError: Identifier 'X' has already been declared"}}}},
+            "exception": {
+                "description": "SyntaxError: Identifier 'X' has already been declared"}}}},
         {"sessionId": s, "method": "Network.requestWillBeSent",
          "params": {"requestId": "1", "request": {"url": "https://cdn.example.org/mathjax.js"}}},
         {"sessionId": s, "method": "Network.loadingFailed",
@@ -344,7 +359,8 @@ def test_classify_events_separates_book_errors_from_other_hosts():
         {"sessionId": s, "method": "Network.responseReceived",
          "params": {"response": {"url": base + "favicon.ico", "status": 404}}},
         {"sessionId": s, "method": "Log.entryAdded", "params": {"entry": {
-            "level": "error", "source": "network", "text": "Failed to load resource", "url": base + "_images/gone.png"}}},
+            "level": "error", "source": "network", "text": "Failed to load resource",
+            "url": base + "_images/gone.png"}}},
         {"sessionId": "other tab", "method": "Runtime.exceptionThrown",
          "params": {"exceptionDetails": {"text": "elsewhere", "url": base}}},
     ]
@@ -354,7 +370,9 @@ def test_classify_events_separates_book_errors_from_other_hosts():
         "uncaught exception: SyntaxError: Identifier 'X' has already been declared",
         f"HTTP 404 for {base}_images/gone.png",
     ]
-    assert report.external == ["request failed: https://cdn.example.org/mathjax.js (net::ERR_NAME_NOT_RESOLVED)"]
+    assert report.external == [
+        "request failed: https://cdn.example.org/mathjax.js (net::ERR_NAME_NOT_RESOLVED)",
+    ]
 
 
 def test_server_serves_the_folder_on_loopback(tmp_path):

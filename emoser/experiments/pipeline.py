@@ -313,7 +313,7 @@ def train_and_test(prepared: Prepared, *, recipe: Recipe = RECIPE, model_kwargs:
     ``set_seed(prepared.seed)`` comes just before the model is built, so the initial
     weights, like the split and the batch order, follow from the one seed. Training and
     testing run on a fixed number of CPU threads (:func:`emoser.training.training_threads`,
-    2), so the result does not depend on how many cores the machine has.
+    1), so the result does not depend on how many cores the machine has.
 
     Args:
         prepared (Prepared): from :func:`prepare` (possibly changed in between).
