@@ -8,12 +8,14 @@ engines:
 ``threads2``   the same with 2 threads (matrix products sum in another order);
 ``no-native``  1 thread, fused kernels off (the PyTorch code of the same function).
 
-It writes one JSON file: per task and engine the accuracy, test loss and per-class recall of
-every seed, and min / mean / max over seeds. The chapters take their assertion thresholds from
-this file (the observed minimum less a stated margin), so a threshold is a measurement, not a
-guess. Results are written after every seed: an interrupted sweep keeps what it measured.
+It writes one JSON file (by default ``emoser/course/results/seed-sweep.json``, shipped with the
+package): per task and engine the accuracy, test loss and per-class recall of every seed, and
+min / mean / max over seeds. The chapters take their assertion thresholds from this file
+(:func:`emoser.course.expected`: the observed minimum less a stated margin), so a threshold is
+a measurement, not a guess. Results are written after every seed: an interrupted sweep keeps
+what it measured, and a later call adds to the file.
 
-    python benchmarks/seed_sweep.py --out benchmarks/results/seed-sweep.json
+    python benchmarks/seed_sweep.py
     python benchmarks/seed_sweep.py --tasks ch7 --engines threads2 --seeds 0-4   # a quick look
 
 Needs TESS (``EMOSER_TESS_DIR``); on the stand-in corpus it refuses to run.
@@ -67,7 +69,9 @@ def main(argv=None) -> int:
     p.add_argument("--tasks", default="ch7,ch11")
     p.add_argument("--engines", default="threads1,threads2,no-native")
     p.add_argument("--seeds", default=None, help="e.g. 0-19 (default: per task, 20 and 10)")
-    p.add_argument("--out", default=None, help="JSON file to write (and to extend)")
+    p.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "emoser" / "course"
+                                        / "results" / "seed-sweep.json"),
+                   help="JSON file to write (and to extend); default: the package's copy")
     args = p.parse_args(argv)
     out = Path(args.out) if args.out else None
     result = json.loads(out.read_text()) if out and out.is_file() else {}

@@ -38,6 +38,7 @@ from .measures import (
     utterance_stats,
 )
 from .notebook import colab_setup_cell, glue, in_colab, listen, redact_paths, setup
+from .sweep import Expected, expected
 from .voice import (
     SPEAK_PROFILES,
     CliRun,
@@ -50,6 +51,7 @@ from .voice import (
 )
 
 __all__ = [
+    "Expected", "expected",
     "format_table", "plot_history", "plot_confusion", "plot_waveform_and_spectrogram",
     "plot_frames", "plot_class_histograms", "plot_gates", "plot_defect_curves",
     "plot_probabilities", "GATE_NAMES", "frame_features", "gate_trace", "parameter_table",

@@ -1,0 +1,46 @@
+"""The seed sweep the chapters check against: its file, its targets, and the thresholds."""
+from __future__ import annotations
+
+import pytest
+
+import emoser
+from emoser.course.sweep import SWEEP_FILE
+
+TARGETS = {  # issue 19: no seed collapses, on any engine
+    "ch7": {"seeds": 20, "min": 0.97, "mean": 0.995},
+    "ch11": {"seeds": 10, "min": 0.93, "mean": 0.0},
+}
+
+
+def _sweep_json():
+    import json
+    from importlib import resources
+
+    path = resources.files("emoser.course").joinpath(SWEEP_FILE)
+    return json.loads(path.read_text())
+
+
+def test_expected_reads_a_known_sweep():
+    data = {"ch7": {"engines": {"threads1": {"seeds": [
+        {"seed": 0, "accuracy": 1.0, "test_loss": 0.01},
+        {"seed": 1, "accuracy": 0.975, "test_loss": 0.05}]}}}}
+    exp = emoser.course.expected("ch7", data=data, margin=0.02)
+    assert exp.minimum == 0.975 and exp.mean == pytest.approx(0.9875)
+    assert exp.floor == pytest.approx(0.955)
+    assert exp.differences([0, 1, 7], [1.0, 0.95, 0.5]) == {0: 0.0, 1: pytest.approx(-0.025)}
+    with pytest.raises(KeyError, match="no 'ch11'"):
+        emoser.course.expected("ch11", data=data)
+
+
+@pytest.mark.parametrize("task", sorted(TARGETS))
+def test_the_committed_sweep_meets_the_recipe_targets_on_every_engine(task):
+    sweep = _sweep_json()
+    assert task in sweep, f"the sweep has no {task}: run benchmarks/seed_sweep.py"
+    engines = sweep[task]["engines"]
+    assert "threads1" in engines  # the course's engine
+    for engine in engines:
+        exp = emoser.course.expected(task, engine, data=sweep)
+        target = TARGETS[task]
+        assert len(exp.accuracy) >= target["seeds"], (engine, sorted(exp.accuracy))
+        assert exp.minimum >= target["min"], (engine, exp.accuracy)
+        assert exp.mean >= target["mean"], (engine, exp.mean)
