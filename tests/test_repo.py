@@ -386,3 +386,23 @@ def test_server_serves_the_folder_on_loopback(tmp_path):
 def test_check_book_refuses_a_missing_build(tmp_path, capsys):
     assert cb.main([str(tmp_path / "nothing")]) == 2
     assert "build the book first" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- licences and the book
+
+def test_code_and_content_licences_are_present_and_name_tess_apart():
+    code = (ROOT / "LICENSE").read_text()
+    content = (ROOT / "LICENSE-CONTENT.md").read_text()
+    assert code.startswith("MIT License") and "Permission is hereby granted" in code
+    assert "CC BY 4.0" in content and "creativecommons.org/licenses/by/4.0" in content
+    assert "CC BY-NC-ND 4.0" in content and "TESS" in content  # TESS keeps its own licence
+    assert "LICENSE-CONTENT.md" in (ROOT / "README.md").read_text()
+
+
+def test_chapters_are_numbered_one_to_twelve_across_the_parts():
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    assert all(part.get("numbered") is True for part in toc["parts"])
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    assert config["html"]["use_multitoc_numbering"] is True  # one count over both parts
+    files = [c["file"] for part in toc["parts"] for c in part["chapters"]]
+    assert [int(Path(f).name[:2]) for f in files] == list(range(1, 13))
