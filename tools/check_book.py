@@ -12,6 +12,9 @@ The HTML folder is served on 127.0.0.1 (a free port, a thread of this process). 
 3. a chapter whose notebook stores image outputs shows at least one image from ``_images/``;
 4. in Debian's Chromium (headless, driven through the DevTools protocol): no console error,
    no uncaught exception, no failed request for a file of the book, no broken image;
+5. what a reader sees: MathJax comes from the book itself (so formulas render offline), no raw
+   ``\\(``, ``\\[`` or ``$$`` is left in the rendered prose, and no code cell is wider than
+   its block (no horizontal scrolling);
 
 and saves a 1280×2000 screenshot of each page into the screenshots folder. Requests to other
 hosts (a CDN for MathJax, say) are not failures: the check may run offline. They are listed
@@ -354,6 +357,7 @@ class Chromium:
             for src in json.loads(broken):
                 (report.errors if src.startswith(base_url) else report.external).append(
                     f"broken image {src}")
+            report.errors += reader_view_problems(self, session, base_url)
             classify_events(self.events, session, base_url, report)
             if screenshot is not None:
                 shot = self.send("Page.captureScreenshot", {"format": "png"}, session=session)
@@ -363,6 +367,12 @@ class Chromium:
             self.send("Target.closeTarget", {"targetId": target})
             self.events = [e for e in self.events if e.get("sessionId") != session]
         return report
+
+    def evaluate(self, expression: str, session: str):
+        """The value of a JavaScript expression in the page (JSON-compatible)."""
+        result = self.send("Runtime.evaluate", {"expression": expression, "returnByValue": True,
+                                                "awaitPromise": True}, session=session)
+        return result["result"].get("value")
 
     def close(self) -> None:
         if getattr(self, "ws", None) is not None:
@@ -385,6 +395,50 @@ class Chromium:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+# --------------------------------------------------------------------------- what a reader sees
+
+#: MathJax is done typesetting (or absent): wait for it before reading the page's text.
+_MATHJAX_DONE = ("(window.MathJax && MathJax.startup && MathJax.startup.promise) "
+                 "? MathJax.startup.promise.then(() => true) : Promise.resolve(false)")
+#: The page's prose as a reader sees it: code blocks, scripts and styles left out.
+_PROSE_TEXT = """(() => { const c = document.querySelector('main') || document.body;
+  const k = c.cloneNode(true);
+  k.querySelectorAll('pre, code, script, style, .highlight').forEach(e => e.remove());
+  return k.innerText; })()"""
+#: Code blocks whose lines are wider than the block (the reader would have to scroll).
+_WIDE_CODE = """JSON.stringify(Array.from(document.querySelectorAll(
+  'div.cell_input div.highlight pre, article div[class^="highlight-"] div.highlight pre'))
+  .filter(p => !p.closest('.cell_output'))
+  .filter(p => p.scrollWidth > p.clientWidth + 1)
+  .map(p => (p.innerText.split('\\n').reduce((a, b) => a.length >= b.length ? a : b, ''))
+  .slice(0, 60)))"""
+#: Scripts that load MathJax, by address.
+_MATHJAX_SCRIPTS = """JSON.stringify(Array.from(document.scripts).map(s => s.src)
+  .filter(s => /mathjax/i.test(s)))"""
+
+
+def reader_view_problems(browser: "Chromium", session: str, base_url: str) -> list[str]:
+    """What a reader would trip over: raw LaTeX, MathJax from another host, wide code cells."""
+    problems = []
+    scripts = json.loads(browser.evaluate(_MATHJAX_SCRIPTS, session) or "[]")
+    for src in scripts:
+        if not src.startswith(base_url):
+            problems.append(f"MathJax is loaded from another host ({src}): offline readers "
+                            "see raw LaTeX")
+    if scripts:
+        browser.evaluate(_MATHJAX_DONE, session)
+    text = browser.evaluate(_PROSE_TEXT, session) or ""
+    for raw in ("\\(", "\\[", "$$"):
+        if raw in text:
+            at = text.index(raw)
+            problems.append(f"raw math {raw!r} in the rendered text: "
+                            f"...{' '.join(text[max(0, at - 30):at + 30].split())}...")
+    wide = json.loads(browser.evaluate(_WIDE_CODE, session) or "[]")
+    if wide:
+        problems.append(f"{len(wide)} code cell(s) wider than their block, e.g. {wide[0]!r}")
+    return problems
 
 
 # --------------------------------------------------------------------------- main

@@ -71,10 +71,11 @@ def setup(seed: int = 0, threads: int | None = None, quiet: bool = False):
     if not quiet:
         print(f"seed {seed}; device: {describe_device(dev)}")
         if dev.type != "cuda":
-            print(f"No GPU found: everything runs on the CPU. Training runs on "
-                  f"{training_threads()} threads on any machine, so a run's numbers match the "
-                  "book's (chapter 8 says what still differs). In Colab: Runtime > Change "
-                  "runtime type > GPU.")
+            n = training_threads()
+            print(f"No GPU found: everything runs on the CPU. Training uses {n} thread"
+                  f"{'s' if n != 1 else ''}\non any machine, so your numbers match the book's "
+                  "(chapter 8 says what still differs).\nIn Colab: Runtime > Change runtime "
+                  "type > GPU.")
     return dev
 
 
