@@ -1,0 +1,19 @@
+"""Run by tests/test_distributed.py under torchrun: ``python -m emoser train``, except that
+rank 1 dies after its first epoch (a crashed peer must end the run, never hang it)."""
+import os
+import sys
+
+from emoser import cli
+from emoser.training import loop
+
+_call_callback = loop.call_callback
+
+
+def _dying(callback, record, model):
+    if int(os.environ.get("RANK", "0")) == 1 and record["epoch"] == 1:
+        raise RuntimeError("rank 1: simulated crash after epoch 1")
+    return _call_callback(callback, record, model)
+
+
+loop.call_callback = _dying
+raise SystemExit(cli.main(sys.argv[1:]))
