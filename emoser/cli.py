@@ -5,6 +5,7 @@ Usage::
     python -m emoser train [--data PATH | --standin] [--emotions happy sad] [--speakers YAF]
                            [--seed 0] [--epochs 8] [--frame-length 500] [--out CHECKPOINT]
     python -m emoser predict FILE.wav [--checkpoint CHECKPOINT]
+    torchrun --nproc_per_node=N -m emoser train [...]   # data-parallel; --batch-size: total
     python -m emoser download [--target FOLDER]
     python -m emoser verify FOLDER
 

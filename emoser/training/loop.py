@@ -83,6 +83,11 @@ def fit(model: nn.Module, train_set: Dataset, val_set: Dataset | None = None, *,
     validated in ``model.eval()`` mode under ``torch.no_grad()``; it is left in
     evaluation mode.
 
+    Under ``torchrun`` with several processes (a process group of more than one, see
+    :mod:`emoser.training.distributed`) the model trains through ``DistributedDataParallel``:
+    ``batch_size`` is the global batch, each process takes its shard of it, and the result
+    equals one process's to rounding. Otherwise the loop is the single-process one.
+
     Args:
         model (nn.Module): called as ``model(x, lengths)``, returns logits ``N × C``.
         train_set (Dataset): yields ``(frames T × D, label)``, e.g. a
