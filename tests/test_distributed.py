@@ -52,12 +52,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def torchrun(script: list[str], tmp_path: Path, timeout: float):
+def torchrun(script: list[str], tmp_path: Path, timeout: float, **extra_env):
     """``torchrun --nproc_per_node=2`` on loopback; (completed process, seconds)."""
     env = {k: v for k, v in os.environ.items()
            if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
     env.update(PYTHONPATH=os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]),
-               EMOSER_CACHE_DIR=str(tmp_path / "cache"), TQDM_DISABLE="1", OMP_NUM_THREADS="1")
+               EMOSER_CACHE_DIR=str(tmp_path / "cache"), TQDM_DISABLE="1", OMP_NUM_THREADS="1",
+               **extra_env)
     env.pop("EMOSER_TESS_DIR", None)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--nnodes=1",
            "--rdzv-backend=c10d", f"--rdzv-endpoint=127.0.0.1:{free_port()}", *script]
@@ -123,15 +124,22 @@ def test_two_gloo_processes_train_the_single_process_weights(corpus, tmp_path, m
     assert out.startswith("predicted: ")
 
 
-def test_a_crashed_process_ends_the_run_with_an_error(corpus, tmp_path):
+@pytest.mark.parametrize("failure", ["crash", "hang"])
+def test_a_failed_process_ends_the_run_with_an_error(corpus, tmp_path, failure):
+    """Rank 1 raises after epoch 1 (crash) or sleeps there (hang: rank 0's collective times
+    out after EMOSER_DISTRIBUTED_TIMEOUT, 5 s here); either way the run ends, non-zero."""
     out = tmp_path / "never.pt"
+    hang = {"EMOSER_TEST_HANG": "1", "EMOSER_DISTRIBUTED_TIMEOUT": "5"} if failure == "hang" else {}
     result, seconds = torchrun([str(ROOT / "tests" / "ddp_crash.py"), "train", "--data",
                                 str(corpus), "--out", str(out), *OPTIONS], tmp_path,
-                               timeout=120)
-    print(f"crashed run ended after {seconds:.1f} s with exit code {result.returncode}")
+                               timeout=150, **hang)
+    print(f"{failure}: the run ended after {seconds:.1f} s with exit code {result.returncode}")
     log = result.stdout + result.stderr
     assert result.returncode != 0, log
-    assert "rank 1: simulated crash after epoch 1" in log
+    if failure == "crash":
+        assert "rank 1: simulated crash after epoch 1" in log
+    else:
+        assert "Timed out" in log or "timed out" in log, log[-3000:]
     assert "epoch 1/3" in result.stdout and "epoch 3/3" not in result.stdout
     assert not out.exists()  # nothing half-trained is saved
-    assert seconds < 100
+    assert seconds < 120

@@ -35,7 +35,8 @@ from .batches import EpochBatches
 __all__ = ["Group", "requested", "start", "stop", "active", "rank", "world_size",
            "is_main", "ShardedBatches", "run_sharded", "all_sum", "TIMEOUT_SECONDS"]
 
-#: Seconds a collective operation (or the start) waits for a peer before it fails.
+#: Seconds a collective operation (or the start) waits for a peer before it fails
+#: (``EMOSER_DISTRIBUTED_TIMEOUT`` overrides).
 TIMEOUT_SECONDS = 60
 
 
@@ -94,20 +95,22 @@ def is_main() -> bool:
     return rank() == 0
 
 
-def start(dev: torch.device | str | None = None,
-          timeout: float = TIMEOUT_SECONDS) -> Group:
+def start(dev: torch.device | str | None = None, timeout: float | None = None) -> Group:
     """Join the process group torchrun describes; NCCL for a GPU, gloo for the CPU.
 
     Args:
         dev: the device asked for (None or ``"cuda"``: this process's GPU ``cuda:LOCAL_RANK``
             when there is one; ``"cpu"``: gloo on the CPU).
-        timeout (float): seconds a collective waits for a peer before it raises.
+        timeout (float | None): seconds a collective waits for a peer before it raises
+            (None: ``$EMOSER_DISTRIBUTED_TIMEOUT``, else :data:`TIMEOUT_SECONDS`).
 
     Returns:
         Group: rank, world size, local rank, backend and this process's device.
 
     Chapter: chapters/06_training.ipynb
     """
+    if timeout is None:
+        timeout = float(os.environ.get("EMOSER_DISTRIBUTED_TIMEOUT", "") or TIMEOUT_SECONDS)
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     dev = torch.device(dev) if dev is not None else None
     use_cuda = torch.cuda.is_available() and (dev is None or dev.type == "cuda")
