@@ -85,7 +85,14 @@ def test_shards_of_every_rank_make_up_the_global_batches():
         assert na == len(batch)
         assert (a + b == batch) if nb else (a == batch and b == batch[:1])
     assert [len(p) for p, _ in per_rank[0]] == [6, 1] and per_rank[1][1][1] == 0
-    assert not requested() or int(os.environ["WORLD_SIZE"]) > 1
+
+
+def test_only_a_world_of_several_processes_asks_for_data_parallel_training(monkeypatch):
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert not requested()
+    for value, wanted in (("1", False), ("2", True), ("", False)):
+        monkeypatch.setenv("WORLD_SIZE", value)
+        assert requested() is wanted
 
 
 def test_two_gloo_processes_train_the_single_process_weights(corpus, tmp_path, monkeypatch):

@@ -13,7 +13,11 @@ peer is an error, not a hang) and :func:`emoser.training.fit` trains through
 * each process's loss is its sum × N / (examples in the global batch), so DDP's average of
   the gradients is the mean over the global batch, also for a last batch that splits
   unevenly; gradient clipping follows the all-reduce, as in one process;
-* the training loss and accuracy are sums and counts added over the processes.
+* the training loss and accuracy are sums and counts added over the processes;
+* the weights stay identical in every process, so each measures the validation and test sets
+  itself (the same numbers everywhere); rank 0 alone prints and writes the checkpoint.
+
+Python code run by torchrun calls :func:`start` before training and :func:`stop` after.
 
 Without ``WORLD_SIZE`` > 1 nothing here runs and training is the single-process loop.
 
