@@ -5,6 +5,7 @@ Usage::
     python -m emoser train [--data PATH | --standin] [--emotions happy sad] [--speakers YAF]
                            [--seed 0] [--epochs 8] [--frame-length 500] [--out CHECKPOINT]
     python -m emoser predict FILE.wav [--checkpoint CHECKPOINT]
+    torchrun --nproc_per_node=N -m emoser train [...]   # data-parallel; --batch-size: total
     python -m emoser download [--target FOLDER]
     python -m emoser verify FOLDER
 
@@ -21,6 +22,8 @@ Chapter: chapters/12_your_voice.ipynb
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import math
 import os
 import shutil
@@ -224,9 +227,8 @@ def _save(run, out: Path, extra: dict) -> Path:
 
 
 def _train(args) -> int:
-    from .data import load_tess
-    from .experiments.pipeline import prepare, train_and_test
-    from .training.runtime import describe_device, device
+    from .training import distributed
+    from .training.runtime import device
 
     _check_options(args)
     out = Path(args.out) if args.out else default_checkpoint()
@@ -235,6 +237,23 @@ def _train(args) -> int:
         dev = device(args.device)
     except RuntimeError as exc:  # a GPU was asked for but there is none
         raise CliError(str(exc)) from exc
+    if not distributed.requested():
+        return _train_run(args, out, dev, world=1)
+    group = distributed.start(dev)  # torchrun: one process per GPU, or gloo on CPUs
+    try:  # only rank 0 prints (errors still go to stderr) and saves
+        with contextlib.redirect_stdout(sys.stdout if group.rank == 0 else io.StringIO()):
+            return _train_run(args, out, group.device, world=group.world_size)
+    finally:
+        distributed.stop()
+
+
+def _train_run(args, out: Path, dev, world: int) -> int:
+    """Train, test and save (rank 0 saves); ``world``: processes training together."""
+    from .data import load_tess
+    from .experiments.pipeline import prepare, train_and_test
+    from .training import distributed
+    from .training.runtime import describe_device
+
     changes = {"epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size,
                "clip_grad_norm": args.clip_grad_norm}
     recipe = RECIPE.replace(**{k: v for k, v in changes.items() if v is not None})
@@ -264,8 +283,12 @@ def _train(args) -> int:
     print(f"{len(labels)} recordings ({counts}); {len(prepared.train_idx)} for training, "
           f"{len(prepared.test_idx)} for testing; frames of {args.frame_length} samples, "
           f"hop {hop}; device {describe_device(dev)}")
+    batches = f"batches of {recipe.batch_size}"
+    if world > 1:
+        batches += (f" in total, {-(-recipe.batch_size // world)} per process on {world} "
+                    "processes")
     print(f"recipe: {recipe.epochs} epochs, Adam lr {recipe.lr:g} ({recipe.schedule}), "
-          f"batches of {recipe.batch_size}, gradient clipping {recipe.clip_grad_norm}")
+          f"{batches}, gradient clipping {recipe.clip_grad_norm}")
     run = train_and_test(prepared, recipe=recipe, device=dev, log=print,
                          progress=not args.no_progress)
     result = run.evaluation
@@ -275,8 +298,8 @@ def _train(args) -> int:
     extra = {"source": data.source, "is_standin": bool(data.is_standin),
              "emotions": list(args.emotions), "speakers": list(args.speakers),
              "split": {"test_size": args.test_size, "seed": args.seed}}
-    saved = _save(run, out, extra)
-    print(f"saved checkpoint: {saved}")
+    if distributed.is_main():  # one process writes the checkpoint
+        print(f"saved checkpoint: {_save(run, out, extra)}")
     return 0
 
 

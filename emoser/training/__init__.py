@@ -7,6 +7,7 @@
 * :mod:`~emoser.training.history`, :mod:`~emoser.training.evaluation`: what is measured;
 * :mod:`~emoser.training.selection`: best-epoch selection (:class:`KeepBest`);
 * :mod:`~emoser.training.checkpoints`: saving and loading a trained model.
+* :mod:`~emoser.training.distributed`: data-parallel training under ``torchrun``.
 
 Chapter: chapters/06_training.ipynb
 """

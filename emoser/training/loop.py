@@ -20,6 +20,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from . import distributed
 from .batches import (
     EpochBatches,
     dataset_lengths,
@@ -82,6 +83,11 @@ def fit(model: nn.Module, train_set: Dataset, val_set: Dataset | None = None, *,
     validated in ``model.eval()`` mode under ``torch.no_grad()``; it is left in
     evaluation mode.
 
+    Under ``torchrun`` with several processes (a process group of more than one, see
+    :mod:`emoser.training.distributed`) the model trains through ``DistributedDataParallel``:
+    ``batch_size`` is the global batch, each process takes its shard of it, and the result
+    equals one process's to rounding. Otherwise the loop is the single-process one.
+
     Args:
         model (nn.Module): called as ``model(x, lengths)``, returns logits ``N × C``.
         train_set (Dataset): yields ``(frames T × D, label)``, e.g. a
@@ -136,6 +142,9 @@ def fit(model: nn.Module, train_set: Dataset, val_set: Dataset | None = None, *,
                             pool_batches=pool_batches)
     train_loader = make_loader(train_set, sampler, dev)
     val_loader = eval_loader(val_set, max(batch_size, 32), dev)[0] if val_set is not None else None
+    parallel = distributed.active()  # torchrun with several processes: see distributed.py
+    if parallel:
+        shards, ddp_model = _data_parallel(model, sampler, batch_size, dev)
 
     history = History(params={"epochs": epochs, "lr": lr, "batch_size": batch_size, "seed": seed,
                               "shuffle": shuffle, "bucket": pool_batches,
@@ -143,6 +152,11 @@ def fit(model: nn.Module, train_set: Dataset, val_set: Dataset | None = None, *,
                               "clip_grad_norm": clip_grad_norm,
                               "device": str(dev), "n_train": len(train_set),
                               "n_val": None if val_set is None else len(val_set)})
+    if parallel:
+        history.params.update({"world_size": shards.world_size,
+                               "batch_size_per_process": -(-batch_size // shards.world_size)})
+        progress = progress and distributed.is_main()
+        log = log if distributed.is_main() else None  # only rank 0 prints
     bar = progress_bar(epochs * len(sampler), progress, "training")
     say = log
     if bar is not None and log is print:
@@ -154,8 +168,12 @@ def fit(model: nn.Module, train_set: Dataset, val_set: Dataset | None = None, *,
             if bar is not None:
                 bar.set_description(f"epoch {epoch}/{epochs}")
             model.train()
-            train_loss, train_acc, _ = run_batches(model, train_loader, dev, optimizer=opt,
-                                                    clip_grad_norm=clip_grad_norm, bar=bar)
+            if parallel:
+                train_loss, train_acc = distributed.run_sharded(
+                    ddp_model, train_set, shards, dev, opt, clip_grad_norm=clip_grad_norm, bar=bar)
+            else:
+                train_loss, train_acc, _ = run_batches(model, train_loader, dev, optimizer=opt,
+                                                        clip_grad_norm=clip_grad_norm, bar=bar)
             if not math.isfinite(train_loss):
                 raise TrainingDiverged(
                     f"training diverged in epoch {epoch}: the training loss is {train_loss} "
@@ -185,6 +203,18 @@ def fit(model: nn.Module, train_set: Dataset, val_set: Dataset | None = None, *,
             bar.close()
     model.eval()
     return history
+
+
+def _data_parallel(model: nn.Module, sampler: EpochBatches, batch_size: int, dev: torch.device):
+    """This process's shards of the global batches and the model wrapped in DDP."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    world = distributed.world_size()
+    if batch_size < world:
+        raise ValueError(f"the batch size ({batch_size}, the total over all processes) must be "
+                         f"at least the number of processes ({world})")
+    ddp_model = DistributedDataParallel(model, device_ids=[dev] if dev.type == "cuda" else None)
+    return distributed.ShardedBatches(sampler, distributed.rank(), world), ddp_model
 
 
 def call_callback(callback, record, model):
