@@ -219,9 +219,9 @@ def build(folder: Path | None = None) -> dict:
                     raise NativeBuildError(f"{target} is damaged (its size or SHA-256 is not the "
                                            f"one recorded when it was built) and rebuilding it "
                                            f"failed: {err}", err.log) from None
-                if not _intact(target):
-                    raise NativeBuildError(f"{target}: the library just built does not match its "
-                                           f"size and SHA-256 in {_stamp_path(target).name}")
+                # no check again here: os.replace put a whole file there (ours, or that of a
+                # process building at the same time, whose stamp may then be the other one's:
+                # the next process rebuilds once)
             try:
                 lib = ctypes.CDLL(str(target))
             except OSError as err:
