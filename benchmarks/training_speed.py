@@ -25,6 +25,9 @@ Variants (``--variants``, comma-separated):
   no-wavefront    default, but the LSTM layers one after the other (each fused)
   no-native       default, but without the fused C kernels of emoser.native (EMOSER_NATIVE=0):
                   block 1 and the LSTM steps as PyTorch operations
+  fast-math-native  default, but the fused C kernels built with the flags they had until issue 20
+                  (-O3 -ffast-math -march=native; benchmark only: those flags turned NaN into
+                  finite numbers and collapsed a training seed), for the speed comparison
   to-target       the course's recipe (emoser.experiments.RECIPE, chapters 6-7: forget-gate bias 1,
                   Adam with a cosine schedule over its epochs, clipping, no bucketing), tested on the
                   30 % split after every epoch until --target accuracy (at most the recipe's epochs)
@@ -73,7 +76,8 @@ from emoser.train import evaluate, fit, set_seed, stratified_split  # noqa: E402
 
 FRAME = 500
 BASE_VARIANTS = ("original", "default", "float64-default", "torch-lstm", "float64-torch-lstm", "previous-default",
-                 "modules-frontend", "unfused-lstm", "no-wavefront", "no-native", "to-target", "to-target-fit-defaults")
+                 "modules-frontend", "unfused-lstm", "no-wavefront", "no-native", "to-target",
+                 "to-target-fit-defaults", "fast-math-native")
 
 
 # ------------------------------------------------------------------------------------------
@@ -151,6 +155,11 @@ def _rss_mb() -> float:
     return float("nan")
 
 
+#: The flags of the fused kernels until issue 20, for the variant fast-math-native only.
+FAST_MATH_CFLAGS = ("-O3", "-ffast-math", "-fPIC")
+FAST_MATH_ARCH_FLAGS = (("-march=native",), ("-mcpu=native",), ())
+
+
 def _parse_variant(spec: str):
     name, _, bs = spec.partition("@bs")
     if name not in BASE_VARIANTS:
@@ -181,6 +190,8 @@ def run_variant(spec: str, args) -> dict:
     name, bs = _parse_variant(spec)
     if name == "no-native":
         os.environ[native.ENV_NATIVE] = "0"
+    elif name == "fast-math-native":  # the old build's flags (another cache key: its own library)
+        native.CFLAGS, native._ARCH_FLAGS = FAST_MATH_CFLAGS, FAST_MATH_ARCH_FLAGS
     t0 = time.perf_counter()
     data, train_idx, test_idx = load_task()
     res = dict(variant=spec, n_train=len(train_idx), n_test=len(test_idx), source=data.source)
