@@ -13,18 +13,21 @@ Variants (``--variants``, comma-separated):
                   (valid frames only; the front-end as matrix products over the receptive field,
                   emoser.nn.kernels.frontend_gemm; the LSTM layers as one wavefront with
                   hand-written BPTT, emoser.nn.kernels.lstm_stack_last; on a CPU the LSTM steps,
-                  block 1 and the pooling of blocks 2-3 as fused C kernels, emoser.native; no
-                  bucketing; batch 10, Adam lr 1e-3)
+                  block 1 and the pooling of blocks 2-3 as fused C kernels,
+                  emoser.nn.kernels.native; no bucketing; batch 10, Adam lr 1e-3)
   float64-default the same in float64
   torch-lstm      AudioNet's CNN + torch.nn.LSTM (packed sequences) instead of the hand-built layers
   float64-torch-lstm  the same in float64
-  previous-default  the default path before emoser.speed: nn.Conv1d modules with ReLU + max pooling
-                  in one step (relu_max_pool2), LSTM fast path recorded step by step by autograd
+  previous-default  the default path before emoser.nn.kernels: nn.Conv1d modules with ReLU +
+                  max pooling in one step (relu_max_pool2), LSTM fast path recorded step by step by autograd
   modules-frontend  default, but the front-end through the nn.Conv1d modules (gemm_frontend=False)
   unfused-lstm    default, but the LSTM layers one after the other, every step recorded by autograd
   no-wavefront    default, but the LSTM layers one after the other (each fused)
-  no-native       default, but without the fused C kernels of emoser.native (EMOSER_NATIVE=0):
-                  block 1 and the LSTM steps as PyTorch operations
+  no-native       default, but without the fused C kernels of emoser.nn.kernels.native
+                  (EMOSER_NATIVE=0): block 1 and the LSTM steps as PyTorch operations
+  fast-math-native  default, but the fused C kernels built with the flags they had until issue 20
+                  (-O3 -ffast-math -march=native; benchmark only: those flags turned NaN into
+                  finite numbers and collapsed a training seed), for the speed comparison
   to-target       the course's recipe (emoser.training.RECIPE, chapters 6-7: forget-gate bias 1,
                   Adam with a cosine schedule over its epochs, clipping, no bucketing), tested on
                   the 30 % split after every epoch until --target accuracy (at most the recipe's
@@ -69,18 +72,13 @@ if str(ROOT) not in sys.path:
 from emoser.experiments.original import OriginalAudioNet, original_prepare, original_train  # noqa: E402
 from emoser.nn import AudioNet  # noqa: E402
 from emoser.nn.kernels import native  # noqa: E402
-from emoser.prep import (  # noqa: E402
-    FrameDataset,
-    Normalizer,
-    collate_frames,
-    stratified_split,  # noqa: E402
-)
-from emoser.training import RECIPE, fit, fit_with_recipe, init_forget_bias, set_seed  # noqa: E402  # noqa: E402
+from emoser.prep import FrameDataset, Normalizer, collate_frames, stratified_split  # noqa: E402
+from emoser.training import RECIPE, fit, fit_with_recipe, init_forget_bias, set_seed  # noqa: E402
 
 FRAME = 500
 BASE_VARIANTS = ("original", "default", "float64-default", "torch-lstm", "float64-torch-lstm",
                  "previous-default", "modules-frontend", "unfused-lstm", "no-wavefront",
-                 "no-native", "to-target", "to-target-fit-defaults")
+                 "no-native", "to-target", "to-target-fit-defaults", "fast-math-native")
 
 
 # ------------------------------------------------------------------------------------------
@@ -159,6 +157,11 @@ def _rss_mb() -> float:
     return float("nan")
 
 
+#: The flags of the fused kernels until issue 20, for the variant fast-math-native only.
+FAST_MATH_CFLAGS = ("-O3", "-ffast-math", "-fPIC")
+FAST_MATH_ARCH_FLAGS = (("-march=native",), ("-mcpu=native",), ())
+
+
 def _parse_variant(spec: str):
     name, _, bs = spec.partition("@bs")
     if name not in BASE_VARIANTS:
@@ -189,6 +192,8 @@ def run_variant(spec: str, args) -> dict:
     name, bs = _parse_variant(spec)
     if name == "no-native":
         os.environ[native.ENV_NATIVE] = "0"
+    elif name == "fast-math-native":  # the old build's flags (another cache key: its own library)
+        native.CFLAGS, native._ARCH_FLAGS = FAST_MATH_CFLAGS, FAST_MATH_ARCH_FLAGS
     t0 = time.perf_counter()
     data, train_idx, test_idx = load_task()
     res = dict(variant=spec, n_train=len(train_idx), n_test=len(test_idx), source=data.source)

@@ -351,6 +351,9 @@ def _verify(args) -> int:
     from .data import verify
 
     report = verify(args.folder)
+    if not report.found:  # a mistyped path must not look intact
+        raise CliError(f"{report.folder}: no TESS files (named SPEAKER_word_emotion.wav, e.g. "
+                       f"YAF_back_happy.wav) found; {report.searched()}")
     print(report.summary())
     return 0 if report.intact else 1
 

@@ -474,10 +474,34 @@ def test_loading_the_kernels_keeps_denormal_numbers():
     assert (torch.tensor([1e-40]) * 1.0).item() > 0
 
 
-def test_default_flags_are_ieee_and_portable():
+def test_default_flags_are_ieee():
     flags = native.CFLAGS + native.LDFLAGS + sum(native._ARCH_FLAGS, ())
-    assert "-ffast-math" not in flags and not any(f.startswith(("-march", "-mcpu")) for f in flags)
+    assert "-ffast-math" not in flags and "-ffp-contract=off" in native.CFLAGS
     assert not any(f.startswith(("-ffinite-math", "-funsafe-math", "-Ofast")) for f in flags)
+    assert native._ARCH_FLAGS[-1] == ()  # the portable build is the last resort
+
+
+def test_the_native_build_gives_the_same_bits_as_the_portable_build(tmp_path, monkeypatch,
+                                                                     fresh_state, use_native):
+    """-march=native only widens the vectors: with -ffp-contract=off and without -ffast-math the
+    model's outputs and gradients are bit for bit those of the baseline build."""
+    _lib(F32)
+    results = []
+    for arch in (native._ARCH_FLAGS, ((),)):
+        monkeypatch.setattr(native, "_ARCH_FLAGS", arch)
+        monkeypatch.setattr(native, "_loaded", {})
+        monkeypatch.setenv("EMOSER_CACHE_DIR", str(tmp_path))
+        use_native(True)
+        run = []
+        for dtype in (F32, D64):
+            torch.manual_seed(10)
+            model = AudioNet().to(dtype)
+            x = torch.randn(10, 30, 500, dtype=dtype)
+            run += _model_run(use_native, True, model, x, torch.randint(1, 31, (10,)))
+        results.append(run)
+    assert len(list(tmp_path.rglob("kernels_float.so"))) == 2  # two builds
+    for a, b in zip(*results):
+        assert torch.equal(a, b)
 
 
 def test_the_cache_key_changes_with_the_flags(tmp_path, monkeypatch, fresh_state):

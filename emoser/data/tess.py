@@ -226,14 +226,66 @@ def _as_tuple(x) -> tuple:
     return (x,) if isinstance(x, str) else tuple(x)
 
 
-def _candidate_files(root: Path) -> Iterator[Path]:
-    """Audio-named files below ``root``, skipping hidden entries and macOS ``__MACOSX`` forks."""
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d != "__MACOSX")
+#: Folders never searched for recordings, and why (hidden folders are skipped as well, and
+#: any folder with a ``pyvenv.cfg``: a Python virtual environment).
+_SKIPPED_FOLDERS = {
+    "__MACOSX": "macOS resource forks",
+    "site-packages": "installed Python packages",
+    "__pycache__": "Python cache",
+    "node_modules": "installed JavaScript packages",
+    ".git": "version control",
+    ".venv": "Python virtual environment",
+    ".cache": "cache folder",
+}
+
+
+def _skip_reason(folder: Path) -> str | None:
+    """Why ``folder`` is not searched for recordings, or None."""
+    if folder.name in _SKIPPED_FOLDERS:
+        return _SKIPPED_FOLDERS[folder.name]
+    if folder.name.startswith("."):
+        return "hidden folder"
+    if (folder / "pyvenv.cfg").is_file():
+        return "Python virtual environment"
+    return None
+
+
+def _candidate_files(root: Path, skipped: list | None = None) -> Iterator[Path]:
+    """Audio-named files below ``root``, skipping hidden entries, environment and cache
+    folders (:data:`_SKIPPED_FOLDERS`, virtual environments) and macOS ``__MACOSX`` forks.
+
+    Linked folders are followed, each real folder searched once: a link back up the tree (a
+    loop) or a second link to a folder already searched is not entered again. Every folder not
+    searched, and every broken link, is appended to ``skipped`` as ``(path, reason)``.
+    """
+    def note(path: Path, why: str) -> None:
+        if skipped is not None:
+            skipped.append((path, why))
+
+    searched: set[str] = set()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in searched:
+            note(Path(dirpath), f"link to a folder searched already ({real})")
+            dirnames[:] = []
+            continue
+        searched.add(real)
+        keep = []
+        for name in sorted(dirnames):
+            why = _skip_reason(Path(dirpath) / name)
+            if why is None:
+                keep.append(name)
+            else:
+                note(Path(dirpath) / name, why)
+        dirnames[:] = keep
         for name in sorted(filenames):
             if name.startswith(".") or not name.lower().endswith(AUDIO_SUFFIXES):
                 continue
-            yield Path(dirpath) / name
+            path = Path(dirpath) / name
+            if not path.exists():
+                note(path, "broken link")
+                continue
+            yield path
 
 
 def _same_content(a: Path, b: Path) -> bool:

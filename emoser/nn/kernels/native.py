@@ -43,16 +43,18 @@ __all__ = ["ENV_NATIVE", "NativeBuildError", "enabled", "override", "kernels", "
 #: when a C compiler is there.
 ENV_NATIVE = "EMOSER_NATIVE"
 
-#: Flags of the compilation: IEEE arithmetic, for any CPU of the architecture. No
-#: ``-ffast-math``: it lets the compiler assume there are no NaNs or infinities (a NaN then
-#: turned into a finite number, and a training seed that trains without it collapsed) and
-#: reorder sums. No ``-march=native``: the library does not depend on the processor it was
-#: built on (the matrix product picks its register blocking for the vector width it is
-#: compiled for; ``benchmarks/README.md`` compares the speed with the old build).
-#: ``-fno-math-errno`` changes no result: ``exp``/``tanh`` need not set ``errno``.
-CFLAGS = ("-O3", "-fno-math-errno", "-fPIC")
+#: Flags of the compilation: IEEE arithmetic. No ``-ffast-math``: it lets the compiler assume
+#: there are no NaNs or infinities (a NaN then turned into a finite number, and a training
+#: seed that trains without it collapsed) and reorder sums. ``-ffp-contract=off``: no fused
+#: multiply-add either, so every product and sum is rounded as written, on any CPU.
+#: ``-fno-math-errno`` changes no result (``exp``/``tanh`` need not set ``errno``).
+CFLAGS = ("-O3", "-fno-math-errno", "-ffp-contract=off", "-fPIC")
 LDFLAGS = ("-shared",)
-_ARCH_FLAGS = ((),)
+#: Tried in turn until one compiles: the vector instructions of this CPU (``-march=native``;
+#: ``-mcpu=native`` on ARM), else the architecture's baseline. With the flags above they give
+#: the same bits (tests/test_native.py compares them); the native ones are faster (wider
+#: vectors, more registers for the matrix product). The CPU's flags are part of the cache key.
+_ARCH_FLAGS = (("-march=native",), ("-mcpu=native",), ())
 
 #: The longest convolution kernel block 1's kernel takes (``MAX_K`` in the C file).
 MAX_KERNEL = 16
@@ -221,9 +223,9 @@ def build(folder: Path | None = None) -> dict:
                     raise NativeBuildError(f"{target} is damaged (its size or SHA-256 is not the "
                                            f"one recorded when it was built) and rebuilding it "
                                            f"failed: {err}", err.log) from None
-                if not _intact(target):
-                    raise NativeBuildError(f"{target}: the library just built does not match its "
-                                           f"size and SHA-256 in {_stamp_path(target).name}")
+                # no check again here: os.replace put a whole file there (ours, or that of a
+                # process building at the same time, whose stamp may then be the other one's:
+                # the next process rebuilds once)
             try:
                 lib = ctypes.CDLL(str(target))
             except OSError as err:
