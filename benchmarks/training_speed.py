@@ -19,7 +19,8 @@ Variants (``--variants``, comma-separated):
   torch-lstm      AudioNet's CNN + torch.nn.LSTM (packed sequences) instead of the hand-built layers
   float64-torch-lstm  the same in float64
   previous-default  the default path before emoser.nn.kernels: nn.Conv1d modules with ReLU +
-                  max pooling in one step (relu_max_pool2), LSTM fast path recorded step by step by autograd
+                  max pooling in one step (relu_max_pool2), LSTM fast path recorded step by
+                  step by autograd
   modules-frontend  default, but the front-end through the nn.Conv1d modules (gemm_frontend=False)
   unfused-lstm    default, but the LSTM layers one after the other, every step recorded by autograd
   no-wavefront    default, but the LSTM layers one after the other (each fused)
