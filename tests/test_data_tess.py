@@ -51,7 +51,8 @@ def test_normalize_emotion_aliases_and_unknown():
 
 @pytest.fixture
 def messy(tmp_path):
-    """A corpus laid out like a messy distribution: odd folder names, nesting, a twice-extracted copy."""
+    """A corpus laid out like a messy distribution: odd folder names, nesting, a copy extracted
+    twice."""
     root = tmp_path / "TESS Toronto emotional speech set data"
     _write(root / "YAF_happy" / "YAF_back_happy.wav", 1)
     _write(root / "YAF_happy" / "YAF_bar_happy.wav", 2)

@@ -30,7 +30,7 @@ import zipfile
 from pathlib import Path
 
 from .cache import cache_dir
-from .tess import SPEAKERS, _candidate_files, parse_name
+from .tess import SPEAKERS, candidate_files, parse_name
 from .verify import load_checksums, sha256_file
 
 __all__ = ["TESS_DOI", "TESS_URL", "DownloadError", "UnsafeArchiveError", "ChecksumError",
@@ -248,7 +248,7 @@ def _collect(extracted: Path, staging: Path, table: dict, require_complete: bool
     found: dict[str, Path] = {}
     altered, unknown = [], []
     by_digest = {c.sha256: name for name, c in table.items()}
-    for path in _candidate_files(extracted):
+    for path in candidate_files(extracted):
         entry = table.get(path.name)
         if entry is None:
             if path.name.split("_", 1)[0].upper() in SPEAKERS + ("OA",):

@@ -19,6 +19,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 __all__ = [
+    "candidate_files",
     "EMOTIONS",
     "SPEAKERS",
     "AUDIO_SUFFIXES",
@@ -181,7 +182,8 @@ class Catalog:
         Raises:
             ValueError: a record's emotion is not among ``classes``.
         """
-        classes = self.classes() if classes is None else tuple(normalize_emotion(c) for c in classes)
+        classes = (self.classes() if classes is None
+                   else tuple(normalize_emotion(c) for c in classes))
         index = {c: i for i, c in enumerate(classes)}
         missing = sorted({r.emotion for r in self.records} - set(index))
         if missing:
@@ -250,13 +252,15 @@ def _skip_reason(folder: Path) -> str | None:
     return None
 
 
-def _candidate_files(root: Path, skipped: list | None = None) -> Iterator[Path]:
+def candidate_files(root: Path, skipped: list | None = None) -> Iterator[Path]:
     """Audio-named files below ``root``, skipping hidden entries, environment and cache
     folders (:data:`_SKIPPED_FOLDERS`, virtual environments) and macOS ``__MACOSX`` forks.
 
     Linked folders are followed, each real folder searched once: a link back up the tree (a
     loop) or a second link to a folder already searched is not entered again. Every folder not
     searched, and every broken link, is appended to ``skipped`` as ``(path, reason)``.
+
+    Chapter: chapters/01_data.ipynb
     """
     def note(path: Path, why: str) -> None:
         if skipped is not None:
@@ -316,7 +320,8 @@ def find_recordings(root: str | os.PathLike, emotions: Iterable[str] | None = No
             different files claiming the same speaker/word/emotion (both paths named).
 
     Example:
-        >>> find_recordings(tess_dir, emotions=("happy", "sad"), speakers=("YAF",))  # doctest: +SKIP
+        >>> find_recordings(tess_dir, emotions=("happy", "sad"),
+        ...                 speakers=("YAF",))  # doctest: +SKIP
 
     Chapter: chapters/01_data.ipynb
     """
@@ -330,7 +335,7 @@ def find_recordings(root: str | os.PathLike, emotions: Iterable[str] | None = No
     duplicates: list[tuple[Path, Path]] = []
     ignored: list[tuple[Path, str]] = []
     n_seen = 0
-    for path in _candidate_files(root):
+    for path in candidate_files(root):
         prefix = path.name.split("_", 1)[0].upper()
         if prefix not in _SPEAKER_ALIASES:
             ignored.append((path, "not a TESS file name"))
@@ -343,7 +348,8 @@ def find_recordings(root: str | os.PathLike, emotions: Iterable[str] | None = No
             ignored.append((path, str(exc)))
             continue
         n_seen += 1
-        if (ems is not None and rec.emotion not in ems) or (sps is not None and rec.speaker not in sps):
+        if ((ems is not None and rec.emotion not in ems)
+                or (sps is not None and rec.speaker not in sps)):
             continue
         other = found.get(rec.key)
         if other is None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from .tess import _candidate_files, parse_name
+from .tess import candidate_files, parse_name
 
 __all__ = ["Checksum", "VerifyReport", "load_checksums", "sha256_file", "verify"]
 
@@ -192,7 +192,7 @@ def verify(folder: str | os.PathLike, checksums: str | os.PathLike | dict | None
     table = load_checksums(checksums)
     report = VerifyReport(folder=folder)
     seen: set[str] = set()
-    for path in _candidate_files(folder, report.skipped):
+    for path in candidate_files(folder, report.skipped):
         report.files_seen += 1
         entry = table.get(path.name)
         if entry is None:
