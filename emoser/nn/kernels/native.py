@@ -10,8 +10,8 @@ or a whole frame, per loop iteration.
 
 The first call compiles the file with the system's C compiler (``$CC``, else ``cc``; about a
 second per precision) into ``<cache>/native/`` (``<cache>`` as in
-:func:`emoser.data.config.cache_dir`) and loads it with :mod:`ctypes`. Without a compiler,
-or with ``EMOSER_NATIVE=0``, :mod:`emoser.speed` runs its PyTorch code instead: the same
+:func:`emoser.data.cache.cache_dir`) and loads it with :mod:`ctypes`. Without a compiler,
+or with ``EMOSER_NATIVE=0``, :mod:`emoser.nn.kernels` runs its PyTorch code instead: the same
 function, slower. ``EMOSER_NATIVE=require`` turns a failed build into an error (CI uses it,
 so that the tests never pass on the fallback alone).
 
