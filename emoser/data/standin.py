@@ -1,7 +1,7 @@
 """An offline STAND-IN for TESS: a small generated corpus with TESS's naming and layout.
 
 When no TESS copy can be had, the course still runs on this corpus: two synthetic speakers
-(YAF, OAF) say "Say the word ..." for 40 words in all seven emotions. Speech comes from the
+(YAF, OAF) say "Say the word ..." for TESS's 200 words in all seven emotions. Speech comes from the
 eSpeak NG library bundled in the ``espeakng-loader`` wheel (GPL-3.0; called through ctypes, not
 vendored); if it cannot be loaded, a small glottal-pulse + formant synthesizer is used instead.
 Each emotion is a prosody profile (speaking rate, mean pitch, pitch range) and a voice colour
@@ -39,13 +39,16 @@ from .tess import EMOTIONS, SPEAKERS, normalize_emotion, normalize_speaker
 __all__ = ["STANDIN_WORDS", "MARKER", "PROFILES", "COLOURS", "make_standin_corpus", "standin_info",
            "standin_source"]
 
-#: Words of the stand-in corpus (ordinary English words, as in TESS's carrier phrase).
-STANDIN_WORDS = (
-    "back", "bar", "base", "bath", "bean", "beg", "bite", "boat", "bone", "book",
-    "burn", "cab", "calm", "came", "cause", "chain", "chair", "chalk", "check", "cheek",
-    "chief", "cool", "date", "dead", "deep", "dime", "dip", "dog", "door", "fall",
-    "far", "fat", "fit", "five", "food", "gas", "gaze", "gin", "goal", "good",
-)
+def _tess_words() -> tuple[str, ...]:
+    """TESS's 200 target words, from the published file names in ``tess-sha256.tsv``."""
+    lines = Path(__file__).with_name("tess-sha256.tsv").read_text().splitlines()[1:]
+    return tuple(sorted({line.split("\t")[1].split("_")[1].lower() for line in lines if line}))
+
+
+#: Words of the stand-in corpus: TESS's own 200 words (from the published file names), so that
+#: its tasks have TESS's sizes (YAF happy vs sad: 400 recordings) and the chapters' training
+#: budgets, chosen on TESS, fit it too.
+STANDIN_WORDS = _tess_words()
 #: Marker file written into a generated corpus (its presence labels a folder as stand-in).
 MARKER = "STANDIN.json"
 _VERSION = 2  # 2: TESS-like levels, tilt and speaker gain, smaller jitter (1: overlapping classes)
@@ -159,7 +162,7 @@ def make_standin_corpus(folder: str | os.PathLike | None = None, *, words=None,
 
     Args:
         folder: where to build it (default ``<cache>/standin``, see :func:`cache_dir`).
-        words: the target words (default :data:`STANDIN_WORDS`, 40 words).
+        words: the target words (default :data:`STANDIN_WORDS`, TESS's 200 words).
         speakers / emotions: which groups to generate (default: both speakers, all emotions).
         seed (int): random seed of the prosody jitter.
         rate (int): sampling rate of the written files (default 24414, as TESS).
