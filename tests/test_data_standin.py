@@ -1,11 +1,15 @@
 """The offline stand-in corpus (emoser.data.standin): layout, determinism, prosody, labelling."""
 import json
+import re
+import time
 
 import numpy as np
 import pytest
 import soundfile as sf
 
+from emoser.course import spectral_centroid, threshold_accuracy, utterance_stats
 from emoser.data import find_recordings, load_waveforms, make_standin_corpus, standin_source
+from emoser.data import standin as standin_mod
 
 WORDS = ("back", "bar", "base", "bath", "bean", "beg", "bite", "boat")
 
@@ -44,6 +48,58 @@ def test_prosody_differs_by_emotion_but_overlaps(small):
            for e in ("happy", "sad")}
     assert np.mean(dur["happy"]) < np.mean(dur["sad"])  # happy is spoken faster ...
     assert min(dur["sad"]) < max(dur["happy"])  # ... but the classes overlap
+
+
+def test_happy_and_sad_differ_as_in_tess_and_speakers_differ_in_level(small):
+    # TESS (chapters 1 and 10): sad is quieter, lower and darker than happy; OAF is ~11 dB
+    # quieter than YAF, so OAF's happy speech is quieter than YAF's sad speech
+    cat = find_recordings(small)
+    waves, _ = load_waveforms(cat.records, cache=False)
+    stats = utterance_stats(waves, 24414)
+    stats["centroid_hz"] = spectral_centroid(waves, 24414)
+    group = {(s, e): np.array([r.speaker == s and r.emotion == e for r in cat])
+             for s in ("YAF", "OAF") for e in ("happy", "sad")}
+
+    def mean(s, e, key):
+        return float(np.nanmean(stats[key][group[s, e]]))
+
+    for s in ("YAF", "OAF"):
+        assert mean(s, "happy", "rms_db") > mean(s, "sad", "rms_db") + 4
+        assert mean(s, "happy", "f0_hz") > mean(s, "sad", "f0_hz") + 40
+        assert mean(s, "happy", "centroid_hz") > mean(s, "sad", "centroid_hz") + 200
+    assert mean("OAF", "happy", "rms_db") < mean("YAF", "sad", "rms_db") - 2
+    # small jitter: loudness alone separates happy from sad within a speaker almost always
+    for s in ("YAF", "OAF"):
+        m = group[s, "happy"] | group[s, "sad"]
+        _, accuracy, _ = threshold_accuracy(stats["rms_db"][m], group[s, "sad"][m].astype(int))
+        assert accuracy >= 0.9, (s, accuracy)
+
+
+def test_generation_prints_its_size_and_time_once(tmp_path, capsys):
+    start = time.perf_counter()
+    folder = make_standin_corpus(tmp_path / "t", words=("back", "dog"), emotions=("happy", "sad"))
+    seconds = time.perf_counter() - start
+    err = capsys.readouterr().err
+    match = re.search(r"stand-in corpus once \((\d+) files, ([\d.]+) MB, ([\d.]+) s", err)
+    assert match, err
+    assert int(match[1]) == 8
+    size = sum(p.stat().st_size for p in folder.rglob("*.wav"))
+    assert float(match[2]) == pytest.approx(size / 1e6, abs=0.05)
+    assert float(match[3]) <= seconds + 0.05
+    assert seconds < 10  # 8 of the 560 files; the whole corpus (2800 files) takes about 30 s on 2 cores
+    make_standin_corpus(tmp_path / "t", words=("back", "dog"), emotions=("happy", "sad"))
+    assert capsys.readouterr().err == ""  # reused: nothing generated, nothing printed
+
+
+def test_a_cached_corpus_of_an_older_version_is_regenerated(tmp_path):
+    folder = make_standin_corpus(tmp_path / "v", words=("back",), emotions=("sad",),
+                                 speakers=("YAF",))
+    marker = json.loads((folder / "STANDIN.json").read_text())
+    assert marker["settings"]["version"] == standin_mod._VERSION >= 2
+    marker["settings"]["version"] = 1  # what an old cache holds
+    (folder / "STANDIN.json").write_text(json.dumps(marker))
+    make_standin_corpus(folder, words=("back",), emotions=("sad",), speakers=("YAF",))
+    assert json.loads((folder / "STANDIN.json").read_text())["settings"]["version"] >= 2
 
 
 def test_deterministic_and_built_once(small, tmp_path):

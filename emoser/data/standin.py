@@ -1,11 +1,15 @@
 """An offline STAND-IN for TESS: a small generated corpus with TESS's naming and layout.
 
 When no TESS copy can be had, the course still runs on this corpus: two synthetic speakers
-(YAF, OAF) say "Say the word ..." for 40 words in all seven emotions. Speech comes from the
+(YAF, OAF) say "Say the word ..." for TESS's 200 words in all seven emotions. Speech comes from the
 eSpeak NG library bundled in the ``espeakng-loader`` wheel (GPL-3.0; called through ctypes, not
 vendored); if it cannot be loaded, a small glottal-pulse + formant synthesizer is used instead.
-Each emotion is a prosody profile (speaking rate, mean pitch, pitch range, loudness) with random
-per-utterance jitter so that the classes overlap: learnable, not trivial.
+Each emotion is a prosody profile (speaking rate, mean pitch, pitch range) and a voice colour
+(level in dB, spectral tilt), modelled on what TESS measures (chapters 1, 10, 11): sad is slower,
+lower, flatter, 6 dB quieter and darker than happy; angry, fear and happy are the loudest,
+neutral and sad the darkest. The older speaker (OAF) is recorded 11 dB quieter than YAF, as in
+TESS, so her happy speech is quieter than YAF's sad speech. Per-utterance jitter is small, about
+TESS's own spread (1.5 dB in level): the classes are learnable, and a speaker shift hurts.
 
 Numbers measured on it are NOT TESS results; :func:`emoser.data.load_tess` labels them so.
 
@@ -20,6 +24,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -31,29 +36,41 @@ from ._espeak import Espeak, synthesize
 from .cache import cache_dir
 from .tess import EMOTIONS, SPEAKERS, normalize_emotion, normalize_speaker
 
-__all__ = ["STANDIN_WORDS", "MARKER", "make_standin_corpus", "standin_info", "standin_source"]
+__all__ = ["STANDIN_WORDS", "MARKER", "PROFILES", "COLOURS", "make_standin_corpus", "standin_info",
+           "standin_source"]
 
-#: Words of the stand-in corpus (ordinary English words, as in TESS's carrier phrase).
-STANDIN_WORDS = (
-    "back", "bar", "base", "bath", "bean", "beg", "bite", "boat", "bone", "book",
-    "burn", "cab", "calm", "came", "cause", "chain", "chair", "chalk", "check", "cheek",
-    "chief", "cool", "date", "dead", "deep", "dime", "dip", "dog", "door", "fall",
-    "far", "fat", "fit", "five", "food", "gas", "gaze", "gin", "goal", "good",
-)
+def _tess_words() -> tuple[str, ...]:
+    """TESS's 200 target words, from the published file names in ``tess-sha256.tsv``."""
+    lines = Path(__file__).with_name("tess-sha256.tsv").read_text().splitlines()[1:]
+    return tuple(sorted({line.split("\t")[1].split("_")[1].lower() for line in lines if line}))
+
+
+#: Words of the stand-in corpus: TESS's own 200 words (from the published file names), so that
+#: its tasks have TESS's sizes (YAF happy vs sad: 400 recordings) and the chapters' training
+#: budgets, chosen on TESS, fit it too.
+STANDIN_WORDS = _tess_words()
 #: Marker file written into a generated corpus (its presence labels a folder as stand-in).
 MARKER = "STANDIN.json"
-_VERSION = 1
+_VERSION = 2  # 2: TESS-like levels, tilt and speaker gain, smaller jitter (1: overlapping classes)
 
 # emotion -> mean (rate in words/min, pitch 0-100, pitch range 0-100, volume 0-200)
 PROFILES = {
-    "angry": (175, 48, 60, 135), "disgust": (140, 40, 50, 100), "fear": (195, 62, 30, 95),
-    "happy": (180, 58, 65, 110), "neutral": (160, 48, 40, 100), "ps": (165, 66, 85, 110),
-    "sad": (148, 44, 28, 88),
+    "angry": (175, 50, 60, 135), "disgust": (140, 40, 50, 100), "fear": (195, 62, 30, 95),
+    "happy": (185, 62, 70, 110), "neutral": (160, 46, 35, 100), "ps": (165, 66, 85, 110),
+    "sad": (150, 36, 18, 88),
 }
-_JITTER = (22.0, 9.0, 16.0, 18.0)  # per-utterance standard deviations: the classes overlap
+# emotion -> voice colour: (level in dB relative to happy, spectral tilt: > 0 brighter, < 0 darker)
+# levels as TESS's YAF (chapter 11: happy -21.2, angry -23.7, fear -23.8, sad -27.6 dB RMS, ...)
+COLOURS = {
+    "angry": (-2.5, 0.6), "disgust": (-10.0, 0.1), "fear": (-2.6, 0.2), "happy": (0.0, 0.2),
+    "neutral": (-9.0, -0.4), "ps": (-7.5, 0.2), "sad": (-6.4, -0.6),
+}
+_LEVEL_DB = -19.0  # speech RMS of YAF's happy utterances, dB re full scale (before silence)
+_JITTER = (8.0, 3.0, 6.0, 0.0)  # per-utterance standard deviations of the prosody
+_COLOUR_JITTER = (1.5, 0.05)  # ... and of the colour (TESS: about 1.5-2 dB within a class)
 _LOW, _HIGH = (90, 5, 0, 30), (260, 95, 100, 190)  # limits of the eSpeak NG parameters we use
-# speaker -> (eSpeak voice, pitch offset, rate offset)
-_SPEAKER_VOICES = {"YAF": ("en-us+f3", 6, 0), "OAF": ("en-us+f4", -6, -10)}
+# speaker -> (eSpeak voice, pitch offset, rate offset, recording level in dB)
+_SPEAKER_VOICES = {"YAF": ("en-us+f3", 6, 0, 0.0), "OAF": ("en-us+f4", -6, -10, -11.0)}
 
 
 _VOWELS = {  # rough first three formants (Hz) of vowel letters
@@ -140,11 +157,12 @@ def make_standin_corpus(folder: str | os.PathLike | None = None, *, words=None,
     Layout and names follow TESS: ``<folder>/YAF_happy/YAF_back_happy.wav``. Generation is
     deterministic (``seed``); a folder already holding a corpus made with the same settings is
     reused. Prosody per emotion: happy is faster, higher and wider in pitch, louder; sad is
-    slower, lower, narrower, quieter; every utterance gets random jitter so classes overlap.
+    slower, lower, narrower, quieter and darker (see :data:`PROFILES`, :data:`COLOURS`); every
+    utterance gets a little random jitter, about as much as TESS varies within a class.
 
     Args:
         folder: where to build it (default ``<cache>/standin``, see :func:`cache_dir`).
-        words: the target words (default :data:`STANDIN_WORDS`, 40 words).
+        words: the target words (default :data:`STANDIN_WORDS`, TESS's 200 words).
         speakers / emotions: which groups to generate (default: both speakers, all emotions).
         seed (int): random seed of the prosody jitter.
         rate (int): sampling rate of the written files (default 24414, as TESS).
@@ -177,16 +195,20 @@ def make_standin_corpus(folder: str | os.PathLike | None = None, *, words=None,
                               "refusing to overwrite it with a stand-in corpus")
 
     # the prosody of every utterance, drawn in a fixed order from one seeded generator
+    started = time.perf_counter()
     rng = np.random.default_rng(seed)
-    plan = []
+    plan, colours = [], []
     for speaker in speakers:
-        voice, pitch_shift, rate_shift = _SPEAKER_VOICES[speaker]
+        voice, pitch_shift, rate_shift, gain_db = _SPEAKER_VOICES[speaker]
         for emotion in emotions:
             mean = np.array(PROFILES[emotion], float) + (rate_shift, pitch_shift, 0, 0)
+            level, tilt = COLOURS[emotion]
             for word in words:
                 jittered = mean + rng.normal(0, 1, 4) * _JITTER
                 wpm, pitch, prange, vol = (round(float(v)) for v in np.clip(jittered, _LOW, _HIGH))
                 plan.append((speaker, emotion, word, voice, pitch_shift, wpm, pitch, prange, vol))
+                dl, dt = rng.normal(0, 1, 2) * _COLOUR_JITTER
+                colours.append((_LEVEL_DB + gain_db + level + dl, float(np.clip(tilt + dt, -1, 1))))
     folder.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{folder.name}-build-", dir=folder.parent))
     try:
@@ -202,7 +224,7 @@ def make_standin_corpus(folder: str | os.PathLike | None = None, *, words=None,
         for i, ((speaker, emotion, word, *_), (wave, sr)) in enumerate(zip(plan, voiced)):
             sub = work / f"{speaker}_{emotion}"
             sub.mkdir(exist_ok=True)
-            wave = _finish(wave, sr, rate, np.random.default_rng([seed, i, 1]))
+            wave = _finish(wave, sr, rate, np.random.default_rng([seed, i, 1]), *colours[i])
             sf.write(sub / f"{speaker}_{word}_{emotion}.wav", wave, rate, subtype="PCM_16")
         (work / MARKER).write_text(json.dumps({
             "settings": settings, "engine_name": engine_name, "files": len(plan),
@@ -220,6 +242,10 @@ def make_standin_corpus(folder: str | os.PathLike | None = None, *, words=None,
                 raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    size = sum(p.stat().st_size for p in folder.rglob("*.wav"))
+    print(f"emoser: generated the stand-in corpus once ({len(plan)} files, {size / 1e6:.1f} MB, "
+          f"{time.perf_counter() - started:.1f} s, {engine_name}); cached in the emoser cache, "
+          f"reused from now on", file=sys.stderr)
     return folder
 
 
@@ -245,14 +271,30 @@ def _espeak_in_fresh_process(jobs: list, work: Path) -> tuple[list, bool]:
     return [(w.astype(np.float32) / 32768.0, sr) for w in ints], isolated
 
 
-def _finish(wave: np.ndarray, sr: int, rate: int, rng: np.random.Generator) -> np.ndarray:
-    """Resample, add recording-like silence, gain jitter and a faint noise floor."""
+def _finish(wave: np.ndarray, sr: int, rate: int, rng: np.random.Generator,
+            level_db: float = -20.0, tilt: float = 0.0) -> np.ndarray:
+    """Resample, colour (spectral tilt), set the speech level, add recording-like silence and a
+    faint noise floor.
+
+    ``tilt`` > 0 brightens (pre-emphasis ``x[n] - 0.9 tilt x[n-1]``), < 0 darkens (one-pole
+    low-pass with pole ``0.9 |tilt|``); then the speech is scaled to RMS ``level_db`` dB re full
+    scale (measured before the silence is added).
+    """
+    from scipy.signal import lfilter
+
     from .audio import resample
 
     if sr != rate:
         wave = resample(wave, sr, rate)
+    wave = np.asarray(wave, np.float64)
+    if tilt > 0:
+        wave = lfilter([1.0, -0.9 * tilt], [1.0], wave)
+    elif tilt < 0:
+        a = 0.9 * -tilt
+        wave = lfilter([1.0 - a], [1.0, -a], wave)
+    wave = wave * (10 ** (level_db / 20) / (np.sqrt(np.mean(np.square(wave))) + 1e-12))
+    wave = wave.astype(np.float32)
     lead, tail = (int(rng.uniform(a, b) * rate) for a, b in ((0.08, 0.35), (0.05, 0.25)))
     wave = np.concatenate([np.zeros(lead, np.float32), wave, np.zeros(tail, np.float32)])
-    wave = wave * np.float32(10 ** (rng.normal(0, 2.5) / 20))
     wave = wave + rng.normal(0, 3e-4, len(wave)).astype(np.float32)
     return np.clip(wave, -0.99, 0.99)
