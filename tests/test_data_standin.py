@@ -85,8 +85,7 @@ def test_generation_prints_its_size_and_time_once(tmp_path, capsys):
     assert int(match[1]) == 8
     size = sum(p.stat().st_size for p in folder.rglob("*.wav"))
     assert float(match[2]) == pytest.approx(size / 1e6, abs=0.05)
-    assert float(match[3]) <= seconds + 0.05
-    assert seconds < 10  # 8 of the 560 files; the whole corpus (2800 files) takes about 30 s on 2 cores
+    assert float(match[3]) <= seconds + 0.05  # the time it states is the time it took
     make_standin_corpus(tmp_path / "t", words=("back", "dog"), emotions=("happy", "sad"))
     assert capsys.readouterr().err == ""  # reused: nothing generated, nothing printed
 
