@@ -172,6 +172,18 @@ def test_block1_kernel_equals_the_pytorch_front_end(dtype, config, use_native):
         torch.testing.assert_close(a, b, **TOL[dtype])
 
 
+def _pool_and_unpool(use_native, on: bool, z, grad, pooled: int, m: int, c: int):
+    """ReLU + max pooling of ``z`` and its backward, with the kernels on or off."""
+    use_native(on)
+    a, slots = frontend._input_buffer(m, pooled, c, z)
+    take_left = z.new_empty(pooled, m, c)
+    frontend._pool_into(z, slots, take_left)
+    grad_slots = grad.view(-1, m, 2, c).permute(0, 2, 1, 3)
+    grad_z = torch.empty_like(z)
+    frontend._unpool_from(grad_slots, slots, take_left, grad_z)
+    return a, take_left, grad_z
+
+
 @pytest.mark.parametrize("pooled", [11, 2, 5])
 def test_pool_kernels_give_the_same_bits_as_the_pytorch_code(pooled, use_native):
     """ReLU + max pooling of blocks 2, 3: comparisons and one multiplication by 0 or 1, so the
@@ -184,16 +196,7 @@ def test_pool_kernels_give_the_same_bits_as_the_pytorch_code(pooled, use_native)
     pairs, ties = z.view(pooled, 2, m, c), torch.rand(pooled, m, c) < 0.1
     pairs[:, 1][ties] = pairs[:, 0][ties]
     grad = torch.randn((pooled + 1) // 2 * m, 2 * c)
-    results = []
-    for on in (True, False):
-        use_native(on)
-        a, slots = frontend._input_buffer(m, pooled, c, z)
-        take_left = z.new_empty(pooled, m, c)
-        frontend._pool_into(z, slots, take_left)
-        grad_slots = grad.view(-1, m, 2, c).permute(0, 2, 1, 3)
-        grad_z = torch.empty_like(z)
-        frontend._unpool_from(grad_slots, slots, take_left, grad_z)
-        results.append((a, take_left, grad_z))
+    results = [_pool_and_unpool(use_native, on, z, grad, pooled, m, c) for on in (True, False)]
     for a, b in zip(*results):
         assert torch.equal(a, b)
     assert results[0][1].sum() > 0 and (results[0][0] == 0).any()  # both sides win; ReLU clips
@@ -324,16 +327,7 @@ def test_pool_kernels_keep_nan_and_inf_bit_for_bit(dtype, use_native):
     grad = torch.randn((pooled + 1) // 2 * m, 2 * c, dtype=dtype)
     grad.view(-1)[::7] = float("inf")
     grad.view(-1)[3::11] = float("nan")
-    results = []
-    for on in (True, False):
-        use_native(on)
-        a, slots = frontend._input_buffer(m, pooled, c, z)
-        take_left = z.new_empty(pooled, m, c)
-        frontend._pool_into(z, slots, take_left)
-        grad_slots = grad.view(-1, m, 2, c).permute(0, 2, 1, 3)
-        grad_z = torch.empty_like(z)
-        frontend._unpool_from(grad_slots, slots, take_left, grad_z)
-        results.append((a, take_left, grad_z))
+    results = [_pool_and_unpool(use_native, on, z, grad, pooled, m, c) for on in (True, False)]
     for a, b in zip(*results):
         torch.testing.assert_close(a, b, rtol=0, atol=0, equal_nan=True)
     out = results[0][0]
