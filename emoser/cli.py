@@ -36,6 +36,7 @@ from pathlib import Path
 from .common import DEFAULT_FRAME_LENGTH, DEFAULT_RATE
 from .data.cache import cache_dir
 from .data.download import DownloadError
+from .prep.framing import count_frames
 from .training.recipe import RECIPE
 
 __all__ = ["main", "build_parser", "default_checkpoint", "frames_bytes", "memory_limit"]
@@ -168,11 +169,7 @@ def frames_bytes(lengths, frame_length: int, hop: int, itemsize: int = 4) -> int
 
     Chapter: chapters/12_your_voice.ipynb
     """
-    total = 0
-    for n in lengths:
-        frames = 1 if n <= frame_length else 1 + -(-(int(n) - frame_length) // hop)
-        total += frames * frame_length * itemsize
-    return total
+    return sum(count_frames(int(n), frame_length, hop) for n in lengths) * frame_length * itemsize
 
 
 def memory_limit() -> int:

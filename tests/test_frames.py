@@ -179,3 +179,12 @@ def test_collate_pads_to_longest_in_batch_not_whole_set():
     loader = DataLoader(ds, batch_size=2, shuffle=False, collate_fn=collate_frames)
     shapes = [tuple(b[0].shape) for b in loader]
     assert shapes == [(2, 4, 8), (2, 5, 8)]
+
+
+@pytest.mark.parametrize("n, frame_length, hop", [(1, 5, 5), (5, 5, 5), (6, 5, 5), (12, 5, 2),
+                                                  (7, 3, 7), (1000, 500, 1)])
+def test_count_frames_is_what_frame_signal_cuts(n, frame_length, hop):
+    from emoser.prep import count_frames, frame_signal
+
+    frames = frame_signal(np.ones(n, dtype=np.float32), frame_length, hop)
+    assert count_frames(n, frame_length, hop) == len(frames)

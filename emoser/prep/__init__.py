@@ -2,7 +2,14 @@
 
 Chapter: chapters/02_framing.ipynb
 """
-from .framing import FrameDataset, collate_frames, frame_signal, ms_to_samples, pad_sequences
+from .framing import (
+    FrameDataset,
+    collate_frames,
+    count_frames,
+    frame_signal,
+    ms_to_samples,
+    pad_sequences,
+)
 from .normalize import (
     NORMALIZATIONS,
     Normalizer,
@@ -20,7 +27,8 @@ from .splits import (
 )
 
 __all__ = [
-    "ms_to_samples", "frame_signal", "pad_sequences", "FrameDataset", "collate_frames",
+    "ms_to_samples", "count_frames", "frame_signal", "pad_sequences", "FrameDataset",
+    "collate_frames",
     "Normalizer", "PerUtteranceNormalizer", "NORMALIZATIONS", "make_normalizer",
     "speaker_normalized", "stratified_split", "speaker_split", "word_disjoint_split",
     "record_field", "speaker_indices", "random_indices",

@@ -21,6 +21,7 @@ from .normalize import Normalizer
 
 __all__ = [
     "ms_to_samples",
+    "count_frames",
     "frame_signal",
     "pad_sequences",
     "FrameDataset",
@@ -50,6 +51,16 @@ def ms_to_samples(ms: float, rate: int) -> int:
     if not rate > 0:
         raise ValueError(f"rate must be a positive number of Hz, got {rate!r}")
     return max(1, int(math.floor(ms * rate / 1000.0 + 0.5)))
+
+
+def count_frames(n: int, frame_length: int, hop: int) -> int:
+    """How many frames :func:`frame_signal` cuts from ``n`` samples (the last one zero-padded).
+
+    Chapter: chapters/02_framing.ipynb
+    """
+    n_frames = 1 + math.ceil(max(n - frame_length, 0) / hop)
+    # hop > frame_length: no all-zero frame past the end
+    return min(n_frames, math.ceil(n / hop))
 
 
 def frame_signal(wave, frame_length: int, hop: int | None = None) -> np.ndarray:
@@ -86,9 +97,7 @@ def frame_signal(wave, frame_length: int, hop: int | None = None) -> np.ndarray:
     if hop < 1:
         raise ValueError(f"hop must be >= 1, got {hop}")
     n = wave.size
-    n_frames = 1 + math.ceil(max(n - frame_length, 0) / hop)
-    # hop > frame_length: no all-zero frame past the end
-    n_frames = min(n_frames, math.ceil(n / hop))
+    n_frames = count_frames(n, frame_length, hop)
     padded = np.zeros((n_frames - 1) * hop + frame_length, dtype=wave.dtype)
     used = min(n, padded.size)
     padded[:used] = wave[:used]
