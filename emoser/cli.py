@@ -282,8 +282,8 @@ def _train_run(args, out: Path, dev, world: int) -> int:
           f"hop {hop}; device {describe_device(dev)}")
     batches = f"batches of {recipe.batch_size}"
     if world > 1:
-        batches += (f" in total, {-(-recipe.batch_size // world)} per process on {world} "
-                    "processes")
+        per_process = distributed.shard_size(recipe.batch_size, world)
+        batches += f" in total, {per_process} per process on {world} processes"
     print(f"recipe: {recipe.epochs} epochs, Adam lr {recipe.lr:g} ({recipe.schedule}), "
           f"{batches}, gradient clipping {recipe.clip_grad_norm}")
     run = train_and_test(prepared, recipe=recipe, device=dev, log=print,

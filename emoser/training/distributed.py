@@ -37,7 +37,7 @@ from ..prep.framing import collate_frames
 from .batches import EpochBatches
 
 __all__ = ["Group", "requested", "start", "stop", "active", "rank", "world_size",
-           "is_main", "ShardedBatches", "run_sharded", "all_sum", "TIMEOUT_SECONDS"]
+           "is_main", "ShardedBatches", "shard_size", "run_sharded", "all_sum", "TIMEOUT_SECONDS"]
 
 #: Seconds a collective operation (or the start) waits for a peer before it fails
 #: (``EMOSER_DISTRIBUTED_TIMEOUT`` overrides).
@@ -172,13 +172,21 @@ class ShardedBatches:
 
     def shard(self, batch: list[int]) -> list[int]:
         """This process's part of one global batch (possibly empty)."""
-        size = -(-len(batch) // self.world_size)
+        size = shard_size(len(batch), self.world_size)
         return batch[self.rank * size:(self.rank + 1) * size]
 
     def __iter__(self):
         for batch in self.global_batches.batches():
             part = self.shard(batch)
             yield (part, len(batch)) if part else (batch[:1], 0)
+
+
+def shard_size(batch_size: int, world_size: int) -> int:
+    """Examples per process of a global batch: the first processes take this many each.
+
+    Chapter: chapters/06_training.ipynb
+    """
+    return -(-int(batch_size) // int(world_size))
 
 
 def run_sharded(ddp_model: nn.Module, dataset, batches: ShardedBatches, dev: torch.device,

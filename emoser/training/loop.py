@@ -154,7 +154,8 @@ def fit(model: nn.Module, train_set: Dataset, val_set: Dataset | None = None, *,
                               "n_val": None if val_set is None else len(val_set)})
     if parallel:
         history.params.update({"world_size": shards.world_size,
-                               "batch_size_per_process": -(-batch_size // shards.world_size)})
+                               "batch_size_per_process": distributed.shard_size(batch_size,
+                                                                                shards.world_size)})
         progress = progress and distributed.is_main()
         log = log if distributed.is_main() else None  # only rank 0 prints
     bar = progress_bar(epochs * len(sampler), progress, "training")
