@@ -51,7 +51,10 @@ def stored_glue(name: str, folder: str | os.PathLike = ".") -> tuple[str, Path] 
 
 
 class Reproduction(str):
-    """The one-line verdict of :func:`check_reproduced` (a ``str`` that prints as the line)."""
+    """The one-line verdict of :func:`check_reproduced` (a ``str`` that prints as the line).
+
+    Chapter: chapters/08_speed.ipynb
+    """
 
     compared: bool
 
