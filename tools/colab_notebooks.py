@@ -377,12 +377,16 @@ DRIVE_CELL = (
 )
 
 
-def colab_copy(chapter: Path, root: Path = ROOT) -> dict:
-    """The Colab copy of ``chapter`` (a notebook dict), as ``--write`` stores it."""
+def yaml_repository(root: Path = ROOT) -> dict:
+    """The ``repository:`` settings of ``_config.yml`` (url, path_to_book, branch)."""
     import yaml
 
-    config = yaml.safe_load((root / "_config.yml").read_text(encoding="utf-8"))
-    repo = config["repository"]
+    return yaml.safe_load((root / "_config.yml").read_text(encoding="utf-8"))["repository"]
+
+
+def colab_copy(chapter: Path, root: Path = ROOT) -> dict:
+    """The Colab copy of ``chapter`` (a notebook dict), as ``--write`` stores it."""
+    repo = yaml_repository(root)
     conv = Converter(root, chapter, repo["url"], repo.get("branch", "main"))
     nb = _read(chapter)
     rel = chapter.resolve().relative_to(root.resolve()).as_posix()
