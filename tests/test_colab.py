@@ -344,9 +344,15 @@ _GOOGLE_COLAB = {
 
 
 def _run(cmd, **kw):
+    """Run ``cmd`` without this process's PYTHONPATH or emoser settings (they point here)."""
+    import os
     import subprocess
+    import tempfile
 
-    return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw)
+    kw.setdefault("cwd", tempfile.gettempdir())  # not the repository: "" on sys.path finds it
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV") and not k.startswith("EMOSER_")}
+    return subprocess.run(cmd, check=True, capture_output=True, text=True, env=env, **kw)
 
 
 @pytest.fixture(scope="module")
@@ -456,6 +462,7 @@ def test_simulated_colab_run(colab_machine, tmp_path, monkeypatch, chapter, arch
     assert warnings and all("STAND-IN" in w and "not TESS results" in w for w in warnings)
     why = {"small": "published recordings are missing", "truncated": "not a complete zip"}
     assert why[archive] in warnings[0]
+    print(f"{len(warnings)} fallback line(s), the first: {warnings[0][:160]}...")
     assert "Traceback" not in out
     assert not (home / ".cache" / "emoser" / "tess").exists()  # nothing half-installed
     # emoser came from the setup cell: installed into the fresh venv from the clone's HEAD
