@@ -359,3 +359,15 @@ def test_failed_download_in_colab_falls_back_to_the_standin(server, published, c
         resolve_data_dir()
     with pytest.raises(DownloadError, match=expected):  # asked for explicitly: an error
         resolve_data_dir(download=True)
+
+
+def test_cli_download_uses_the_address_and_archive_from_the_environment(server, tmp_path,
+                                                                        monkeypatch, capsys):
+    from emoser.cli import main
+    server.mode = "404"
+    monkeypatch.setenv("EMOSER_TESS_URL", server.url)
+    monkeypatch.setenv("EMOSER_TESS_ARCHIVE", str(tmp_path / "kept" / "tess.zip"))
+    assert main(["download", "--target", str(tmp_path / "tess")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and server.url in err[0] and "HTTP 404" in err[0]
+    assert server.requests == [None] and (tmp_path / "kept").is_dir()

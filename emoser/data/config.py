@@ -34,7 +34,7 @@ from .cache import ENV_CACHE_DIR, cache_dir
 from .download import TESS_URL, DownloadError, download_tess
 
 __all__ = ["ENV_TESS_DIR", "ENV_TESS_URL", "ENV_TESS_ARCHIVE", "TessNotFoundError",
-           "TessDownloadFailed", "resolve_data_dir", "how_to_get_tess"]
+           "TessDownloadFailed", "resolve_data_dir", "how_to_get_tess", "download_source"]
 
 #: Environment variable naming a folder that holds TESS recordings.
 ENV_TESS_DIR = "EMOSER_TESS_DIR"
@@ -82,6 +82,19 @@ def how_to_get_tess() -> str:
         "TESS: Dupuis & Pichora-Fuller, University of Toronto, 2010, doi:10.5683/SP2/E8H2MF, "
         "licence CC BY-NC-ND 4.0."
     )
+
+
+def download_source() -> tuple[str, str | None]:
+    """Where a download comes from and where its archive is kept, from the environment.
+
+    Returns:
+        tuple[str, str | None]: ``$EMOSER_TESS_URL`` or :data:`TESS_URL`, and
+        ``$EMOSER_TESS_ARCHIVE`` or None (the archive is then deleted once installed).
+
+    Chapter: chapters/01_data.ipynb
+    """
+    url = os.environ.get(ENV_TESS_URL, "").strip() or TESS_URL
+    return url, os.environ.get(ENV_TESS_ARCHIVE, "").strip() or None
 
 
 def _nonempty_dir(path: Path) -> bool:
@@ -138,8 +151,7 @@ def resolve_data_dir(path: str | os.PathLike | None = None, download: bool | Non
         return cached
     if not (download or (download is None and in_colab())):
         raise TessNotFoundError(how_to_get_tess())
-    url = os.environ.get(ENV_TESS_URL, "").strip() or TESS_URL
-    archive = os.environ.get(ENV_TESS_ARCHIVE, "").strip() or None
+    url, archive = download_source()
     if download:  # asked for: its error is the caller's to see
         return download_tess(cached, url, progress=progress, archive=archive)
     key = (str(cached), url, archive)
