@@ -148,8 +148,9 @@ def load_tess(emotions: Iterable[str] = ("happy", "sad"), speakers: Iterable[str
                 raise
             root = make_standin_corpus()
             if isinstance(exc, TessDownloadFailed):  # one line: what failed, what happens now
-                print(f"WARNING: {exc}; using the {standin_source(root)} instead, whose results "
-                      "are not TESS results.", file=sys.stderr)
+                print(f"WARNING: {str(exc).rstrip('.')}. This run goes on with the "
+                      f"{standin_source(root)}; its results are not TESS results.",
+                      file=sys.stderr)
             else:
                 print(f"WARNING: no TESS copy found, using the {standin_source(root)}.\n"
                       f"Its results are not TESS results. {exc}", file=sys.stderr)
