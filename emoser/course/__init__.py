@@ -1,6 +1,7 @@
 """emoser.course: what the chapters use to show things (nothing here trains a model).
 
 * :mod:`~emoser.course.notebook`: the setup cell, glue, audio players, printable paths;
+* :mod:`~emoser.course.colab`: Colab only, the TESS archive kept on Google Drive;
 * :mod:`~emoser.course.figures`: every figure of the book;
 * :mod:`~emoser.course.measures`: statistics of a data set, one-number baselines;
 * :mod:`~emoser.course.inspection`: gate traces, parameter counts, errors, timings;
@@ -10,6 +11,7 @@
 Chapter: chapters/intro.md
 """
 from ..common import format_table
+from .colab import keep_download_on_drive
 from .figures import (
     plot_class_histograms,
     plot_confusion,
@@ -61,5 +63,5 @@ __all__ = [
     "describe_by_class", "threshold_accuracy", "padding_fraction", "spectral_centroid",
     "group_means", "setup", "glue", "listen", "colab_setup_cell", "in_colab", "redact_paths",
     "CliRun", "run_cli", "parse_prediction", "SPEAK_PROFILES", "speak", "Uploads",
-    "record_or_upload", "to_wav",
+    "record_or_upload", "to_wav", "keep_download_on_drive",
 ]
