@@ -11,7 +11,7 @@
 Nothing here is needed to understand the model (chapters 3-5 teach it with the literal
 modules); chapter 8 switches these paths on and proves they compute the same function.
 
-Chapter: chapters/08_speed.ipynb
+Chapter: chapters/13_under_the_hood.ipynb
 """
 from . import native
 from .frontend import CHUNK_ELEMENTS, frontend_gemm
