@@ -4,6 +4,7 @@
 * :mod:`~emoser.course.figures`: every figure of the book;
 * :mod:`~emoser.course.measures`: statistics of a data set, one-number baselines;
 * :mod:`~emoser.course.inspection`: gate traces, parameter counts, errors, timings;
+* :mod:`~emoser.course.reproduce`: does a re-run give the numbers the stored chapter quotes?
 * :mod:`~emoser.course.voice`: the command line from a notebook, a synthetic voice, uploads.
 
 Chapter: chapters/intro.md
@@ -38,6 +39,7 @@ from .measures import (
     utterance_stats,
 )
 from .notebook import colab_setup_cell, glue, in_colab, listen, redact_paths, setup
+from .reproduce import check_reproduced, stored_glue
 from .sweep import Expected, expected
 from .voice import (
     SPEAK_PROFILES,
@@ -51,7 +53,7 @@ from .voice import (
 )
 
 __all__ = [
-    "Expected", "expected",
+    "Expected", "expected", "check_reproduced", "stored_glue",
     "format_table", "plot_history", "plot_confusion", "plot_waveform_and_spectrogram",
     "plot_frames", "plot_class_histograms", "plot_gates", "plot_defect_curves",
     "plot_probabilities", "GATE_NAMES", "frame_features", "gate_trace", "parameter_table",
