@@ -1,8 +1,8 @@
 """Seed sweep: does any seed of the course's recipe collapse, on any engine?
 
 Runs the protocol of chapter 7 (YAF happy vs sad, 70/30 stratified split, :data:`RECIPE`) and
-of chapter 11 (YAF's seven emotions, :data:`SEVEN_EMOTIONS_RECIPE`; ``ch11-lr1e-3`` and
-``ch11-lr1e-3-e20``: the recipe before its cure, peak learning rate 1e-3, 12 and 20 epochs) for
+of chapter 11 (YAF's seven emotions, the recipe with 12 epochs; ``ch11-e20``: with 20;
+``ch11-lr3e-3``: 12 epochs with a peak learning rate of 3e-3, a candidate cure that failed) for
 many seeds, on several engines:
 
 ``threads1``   the course's engine: fused C kernels, 1 CPU thread (what CI and the book use);
@@ -40,15 +40,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from emoser.data import load_tess  # noqa: E402
 from emoser.experiments import run_protocol  # noqa: E402
 from emoser.nn.kernels import native  # noqa: E402
-from emoser.training import RECIPE, SEVEN_EMOTIONS_RECIPE  # noqa: E402
+from emoser.training import RECIPE  # noqa: E402
 
 SEVEN = ("angry", "disgust", "fear", "happy", "neutral", "ps", "sad")
 TASKS = {
     "ch7": {"emotions": ("happy", "sad"), "recipe": RECIPE, "seeds": "0-19"},
-    "ch11": {"emotions": SEVEN, "recipe": SEVEN_EMOTIONS_RECIPE, "seeds": "0-9"},
-    # the recipe before its cure (peak learning rate 1e-3), kept to show the collapse
-    "ch11-lr1e-3": {"emotions": SEVEN, "recipe": RECIPE.replace(epochs=12), "seeds": "0-9"},
-    "ch11-lr1e-3-e20": {"emotions": SEVEN, "recipe": RECIPE.replace(epochs=20), "seeds": "0-9"},
+    "ch11": {"emotions": SEVEN, "recipe": RECIPE.replace(epochs=12), "seeds": "0-9"},
+    "ch11-e20": {"emotions": SEVEN, "recipe": RECIPE.replace(epochs=20), "seeds": "0-9"},
+    # a candidate cure that failed: a 3x higher peak rate rescues seeds 2 and 3 but seed 4 never
+    # leaves chance (14.3 %, every output the same) and seed 1 learns late (93.3 %)
+    "ch11-lr3e-3": {"emotions": SEVEN, "recipe": RECIPE.replace(epochs=12, lr=3e-3),
+                    "seeds": "0-9"},
 }
 ENGINES = {"threads1": (1, True), "threads2": (2, True), "no-native": (1, False)}
 

@@ -25,7 +25,7 @@ class Expected:
     """The sweep's results for one task on one engine.
 
     Attributes:
-        task (str): ``"ch7"``, ``"ch11"`` or the recipe before its cure, ``"ch11-lr1e-3"``.
+        task (str): ``"ch7"``, ``"ch11"``, ``"ch11-e20"`` or ``"ch11-lr3e-3"``.
         engine (str): e.g. ``"threads1"`` (the course's engine).
         accuracy (dict[int, float]): test accuracy of every seed of the sweep.
         test_loss (dict[int, float]): test loss of every seed.
@@ -86,9 +86,8 @@ def expected(task: str, engine: str = "threads1", margin: float = 0.02,
     """The sweep's results for ``task`` on ``engine`` (read from the package's JSON file).
 
     Args:
-        task (str): ``"ch7"`` (YAF happy vs sad), ``"ch11"`` (YAF's seven emotions) or
-            ``"ch11-lr1e-3"`` / ``"ch11-lr1e-3-e20"`` (seven emotions, the recipe before its
-            cure: peak learning rate 1e-3, 12 / 20 epochs).
+        task (str): ``"ch7"`` (YAF happy vs sad), ``"ch11"`` (YAF's seven emotions, 12 epochs),
+            ``"ch11-e20"`` (20 epochs) or ``"ch11-lr3e-3"`` (12 epochs, peak rate 3e-3).
         engine (str): ``"threads1"`` (the course's), ``"threads2"`` or ``"no-native"``.
         margin (float): allowed distance below the sweep's minimum (default 0.02: two
             percentage points, a little more than two test recordings of chapter 7).

@@ -24,7 +24,6 @@ from .loop import adam, fit
 from .recipe import (
     ORIGINAL_RECIPE,
     RECIPE,
-    SEVEN_EMOTIONS_RECIPE,
     Recipe,
     fit_with_recipe,
     init_forget_bias,
@@ -41,7 +40,7 @@ from .selection import KeepBest
 
 __all__ = [
     "set_seed", "device", "describe_device", "History", "adam", "fit", "Recipe", "RECIPE",
-    "ORIGINAL_RECIPE", "SEVEN_EMOTIONS_RECIPE", "init_forget_bias", "fit_with_recipe",
+    "ORIGINAL_RECIPE", "init_forget_bias", "fit_with_recipe",
     "Evaluation", "evaluate",
     "KeepBest", "save_checkpoint", "load_checkpoint", "register_model", "MODEL_CLASSES",
     "CheckpointError", "TRAINING_THREADS", "training_threads", "fixed_threads",

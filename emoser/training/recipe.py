@@ -15,8 +15,8 @@ import torch
 from .history import History
 from .loop import adam, call_callback, fit
 
-__all__ = ["Recipe", "RECIPE", "SEVEN_EMOTIONS_RECIPE", "ORIGINAL_RECIPE", "init_forget_bias",
-           "fit_with_recipe"]
+__all__ = ["Recipe", "RECIPE", "ORIGINAL_RECIPE", "init_forget_bias", "fit_with_recipe",
+           "warm_up"]
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ class Recipe:
             the schedule's value over the first ``warmup_steps`` optimizer steps (0: no
             warm-up). Adam's first steps move every weight by about ``lr`` whatever the
             gradient's size (clipping does not bound them), so a high peak rate can push a
-            fresh network where it never recovers (chapter 9: a collapse and its cure).
+            fresh network where it never recovers (the seed sweep's ``ch11-lr3e-3``).
 
     Chapter: chapters/06_training.ipynb
     """
@@ -123,14 +123,6 @@ class Recipe:
 #: The course's training recipe for AudioNet on raw TESS frames (see :class:`Recipe` for the
 #: values); chapter 7 checks it on five seeds: mean test accuracy >= 99 %, none below 97 %.
 RECIPE = Recipe()
-
-#: The recipe for YAF's seven emotions (chapter 11): :data:`RECIPE` with 12 epochs and a peak
-#: learning rate of 3e-3 instead of 1e-3. With 1e-3, three of the seed sweep's seeds learned
-#: so slowly that the cosine schedule had run down before two classes came apart (seed 2 of 12
-#: epochs: neutral never predicted, 82.4 %; seed 3 of 20 epochs: neutral and sad merged,
-#: 70.2 %); with 3e-3 every seed of the sweep separates all seven (chapter 9 shows the
-#: collapse and its cure, ``benchmarks/seed_sweep.py`` measured it).
-SEVEN_EMOTIONS_RECIPE = Recipe(epochs=12, lr=3e-3)
 
 
 def init_forget_bias(model: torch.nn.Module, value: float) -> int:
