@@ -7,7 +7,9 @@ many seeds, on several engines:
 
 ``threads1``   the course's engine: fused C kernels, 1 CPU thread (what CI and the book use);
 ``threads2``   the same with 2 threads (matrix products sum in another order);
-``no-native``  1 thread, fused kernels off (the PyTorch code of the same function).
+``no-native``  1 thread, fused kernels off (the PyTorch code of the same function);
+``taught``     1 thread, ``AudioNet(engine="taught")``: the hand-built cell and layer of
+               chapters 3-5 (the same function, its sums in another order), as chapters 6-7 train.
 
 It writes one JSON file (by default ``emoser/course/results/seed-sweep.json``, shipped with the
 package): per task and engine the accuracy, test loss and per-class recall of every seed, and
@@ -53,6 +55,8 @@ TASKS = {
                     "seeds": "0-9"},
 }
 ENGINES = {"threads1": (1, True), "threads2": (2, True), "no-native": (1, False)}
+#: engines that build the model differently: AudioNet(engine="taught"), the hand-built loop
+MODEL_ENGINES = {"taught": {"engine": "taught"}}
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -84,6 +88,11 @@ def main(argv=None) -> int:
     result["machine"] = {"platform": platform.platform(), "processor": platform.processor(),
                          "cpus": os.cpu_count(), "torch": torch.__version__,
                          "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+    unknown = [e for e in args.engines.split(",") if e not in {**ENGINES, **MODEL_ENGINES}]
+    if unknown or any(t not in TASKS for t in args.tasks.split(",")):
+        raise SystemExit(f"seed_sweep: unknown engine or task in --engines {args.engines} "
+                         f"--tasks {args.tasks}; engines: {sorted({**ENGINES, **MODEL_ENGINES})}, "
+                         f"tasks: {sorted(TASKS)}")
     for task in args.tasks.split(","):
         spec = TASKS[task]
         data = load_tess(emotions=spec["emotions"], speakers=("YAF",))
@@ -94,13 +103,14 @@ def main(argv=None) -> int:
         block = result.setdefault(task, {"recipe": spec["recipe"].as_dict(),
                                          "emotions": list(spec["emotions"]), "engines": {}})
         for engine in args.engines.split(","):
-            threads, kernels = ENGINES[engine]
+            threads, kernels = ENGINES.get(engine, (1, True))
+            model_kwargs = MODEL_ENGINES.get(engine)
             rows = {r["seed"]: r for r in block["engines"].get(engine, {}).get("seeds", [])}
             for seed in seeds:
                 start = time.perf_counter()
                 with native.override(kernels):
                     run = run_protocol(data, seed, recipe=spec["recipe"], device="cpu",
-                                       threads=threads)
+                                       threads=threads, model_kwargs=model_kwargs)
                 ev = run.evaluation
                 rows[seed] = {"seed": seed, "accuracy": float(ev.accuracy),
                               "test_loss": float(ev.loss),
