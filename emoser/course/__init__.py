@@ -1,7 +1,8 @@
 """emoser.course: what the chapters use to show things (nothing here trains a model).
 
 * :mod:`~emoser.course.notebook`: the setup cell, glue, audio players, printable paths;
-* :mod:`~emoser.course.figures`: every figure of the book;
+* :mod:`~emoser.course.figures`: every figure and diagram of the book;
+* :mod:`~emoser.course.exercises`: the checkers of the coding exercises;
 * :mod:`~emoser.course.measures`: statistics of a data set, one-number baselines;
 * :mod:`~emoser.course.inspection`: gate traces, parameter counts, errors, timings;
 * :mod:`~emoser.course.voice`: the command line from a notebook, a synthetic voice, uploads.
@@ -9,7 +10,12 @@
 Chapter: chapters/intro.md
 """
 from ..common import format_table
+from . import exercises
 from .figures import (
+    draw_audionet,
+    draw_framing,
+    draw_lstm_cell,
+    draw_lstm_layer,
     plot_class_histograms,
     plot_confusion,
     plot_defect_curves,
@@ -54,7 +60,8 @@ __all__ = [
     "Expected", "expected",
     "format_table", "plot_history", "plot_confusion", "plot_waveform_and_spectrogram",
     "plot_frames", "plot_class_histograms", "plot_gates", "plot_defect_curves",
-    "plot_probabilities", "GATE_NAMES", "frame_features", "gate_trace", "parameter_table",
+    "plot_probabilities", "draw_framing", "draw_lstm_cell", "draw_lstm_layer", "draw_audionet",
+    "exercises", "GATE_NAMES", "frame_features", "gate_trace", "parameter_table",
     "max_abs_error", "time_call", "compare_timings", "autograd_saved_bytes", "utterance_stats",
     "describe_by_class", "threshold_accuracy", "padding_fraction", "spectral_centroid",
     "group_means", "setup", "glue", "listen", "colab_setup_cell", "in_colab", "redact_paths",
