@@ -123,3 +123,12 @@ def test_cnn_lengths_checker_uses_the_real_model():
     assert not verdict and "after conv1 you have 122, the model has 123" in verdict.message
     assert "dropped the + 1" in verdict.message
     assert "one per stage" in exercises.check_cnn_lengths(lambda d: [d]).message
+
+
+def test_an_unfilled_scaffold_is_named():
+    def scaffold(wave):
+        rms = ...
+        return 20 * np.log10(rms)
+
+    verdict = exercises.check_rms_db(scaffold)
+    assert not verdict and "still to fill" in verdict.message

@@ -61,7 +61,9 @@ def _call(fn, *args):
     try:
         return fn(*args), None
     except Exception as exc:  # the reader's code may fail in any way
-        return None, Verdict(False, f"calling your function raised {type(exc).__name__}: {exc}")
+        hint = " (is a `...` of the scaffold still to fill?)" if "ellipsis" in str(exc) else ""
+        return None, Verdict(False, f"calling your function raised {type(exc).__name__}: "
+                                    f"{exc}{hint}")
 
 
 def _unfilled(value) -> bool:
