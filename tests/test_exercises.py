@@ -132,3 +132,16 @@ def test_an_unfilled_scaffold_is_named():
 
     verdict = exercises.check_rms_db(scaffold)
     assert not verdict and "still to fill" in verdict.message
+
+
+def test_sharing_results_are_the_sweeps_of_both_variants():
+    from emoser.nn import AudioNet
+
+    sweep = exercises.sharing_results()
+    assert set(sweep) == {"shared", "unshared"}
+    assert sweep["shared"]["accuracy"].keys() == sweep["unshared"]["accuracy"].keys()
+    assert len(sweep["shared"]["accuracy"]) >= 5
+    for name, shared in (("shared", True), ("unshared", False)):
+        model = AudioNet(convOutNum=32, sharedConv=shared)
+        assert sweep[name]["parameters"] == sum(p.numel() for p in model.parameters())
+        assert all(0 <= a <= 1 for a in sweep[name]["accuracy"].values())

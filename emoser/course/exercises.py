@@ -13,6 +13,7 @@ Chapter: chapters/01_data.ipynb
 """
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 
@@ -24,7 +25,7 @@ from ..nn import AudioNet, describe_shapes
 from ..prep import count_frames
 
 __all__ = ["Verdict", "check_rms_db", "check_frame_count", "check_lstm_step",
-           "check_last_valid_step", "check_cnn_lengths", "CNN_STAGES"]
+           "check_last_valid_step", "check_cnn_lengths", "CNN_STAGES", "sharing_results"]
 
 
 @dataclass(frozen=True)
@@ -370,3 +371,26 @@ def check_cnn_lengths(fn) -> Verdict:
                                   f"{rule}")
     return Verdict(True, "your lengths equal the ones measured in AudioNet for D = 500, 732, "
                          "960 and 254")
+
+
+# --- chapter 5, exercise 3: shared or separate convolutions, measured --------------------------
+
+#: Written by ``benchmarks/sharing_sweep.py`` (chapter 7's protocol, both variants, same seeds).
+SHARING_FILE = "results/sharing-sweep.json"
+
+
+def sharing_results() -> dict:
+    """The sharing sweep: ``{variant: {"parameters": n, "accuracy": {seed: a}, "test_loss": ...}}``.
+
+    ``variant`` is ``"shared"`` or ``"unshared"`` (``convOutNum=32``); read from the package's
+    ``results/sharing-sweep.json``, which ``benchmarks/sharing_sweep.py`` writes.
+
+    Chapter: chapters/05_audionet.ipynb
+    """
+    from importlib import resources
+
+    data = json.loads(resources.files("emoser.course").joinpath(SHARING_FILE).read_text())
+    return {name: {"parameters": int(v["parameters"]),
+                   "accuracy": {int(r["seed"]): float(r["accuracy"]) for r in v["seeds"]},
+                   "test_loss": {int(r["seed"]): float(r["test_loss"]) for r in v["seeds"]}}
+            for name, v in data["variants"].items()}
