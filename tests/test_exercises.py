@@ -145,3 +145,28 @@ def test_sharing_results_are_the_sweeps_of_both_variants():
         model = AudioNet(convOutNum=32, sharedConv=shared)
         assert sweep[name]["parameters"] == sum(p.numel() for p in model.parameters())
         assert all(0 <= a <= 1 for a in sweep[name]["accuracy"].values())
+
+
+def _frames(wave, frame_length, hop, shift=0, pad=0.0, original_tail=False):
+    n_out = 1 + math.ceil(max(len(wave) - frame_length, 0) / hop)
+    out = np.full((n_out, frame_length), pad, dtype=wave.dtype)
+    for k in range(n_out):
+        start = k * (hop + shift)
+        if original_tail and k == n_out - 1 and k > 0:
+            start = (k - 1) * hop
+        piece = wave[start:start + frame_length]
+        out[k, :len(piece)] = piece
+    return out
+
+
+def test_frame_signal_checker():
+    assert exercises.check_frame_signal(_frames).require().ok
+    assert exercises.check_frame_signal(lambda w, L, h: frame_signal(w, L, h)).ok
+    shifted = exercises.check_frame_signal(lambda w, L, h: _frames(w, L, h, shift=1))
+    assert not shifted and "frame 1 starts at sample 4, expected 3" in shifted.message
+    tail = exercises.check_frame_signal(lambda w, L, h: _frames(w, L, h, original_tail=True))
+    assert not tail and "original exercise's bug" in tail.message
+    padded = exercises.check_frame_signal(lambda w, L, h: _frames(w, L, h, pad=-1.0))
+    assert not padded and "should be zeros" in padded.message
+    count = exercises.check_frame_signal(lambda w, L, h: _frames(w, L, h)[:-1])
+    assert not count and "frame_signal cuts 3" in count.message

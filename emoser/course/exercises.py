@@ -22,9 +22,9 @@ import torch
 
 from ..common import as_numpy
 from ..nn import AudioNet, describe_shapes
-from ..prep import count_frames
+from ..prep import count_frames, frame_signal
 
-__all__ = ["Verdict", "check_rms_db", "check_frame_count", "check_lstm_step",
+__all__ = ["Verdict", "check_rms_db", "check_frame_count", "check_frame_signal", "check_lstm_step",
            "check_last_valid_step", "check_cnn_lengths", "CNN_STAGES", "sharing_results"]
 
 
@@ -175,6 +175,62 @@ def check_frame_count(fn) -> Verdict:
                               f"sample {last_start} and is zero-padded).{hint}")
     return Verdict(True, f"your frame counts equal frame_signal's in all "
                          f"{len(FRAME_COUNT_CASES)} cases")
+
+
+FRAME_SIGNAL_CASES = [(7, 3, 3), (7, 3, 2), (2, 3, 3), (1150, 500, 500), (1150, 500, 250),
+                      (1000, 500, 750), (46089, 500, 500)]
+
+
+def _start_of(frame: np.ndarray, wave: np.ndarray) -> int | None:
+    """Where ``frame``'s first sample sits in ``wave`` (distinct values), or None."""
+    hits = np.flatnonzero(wave == frame[0]) if frame.size else []
+    return int(hits[0]) if len(hits) else None
+
+
+def check_frame_signal(fn) -> Verdict:
+    """Check ``fn(wave, frame_length, hop) -> n_frames × frame_length`` against ``frame_signal``.
+
+    The test waveforms hold distinct values (``1, 2, 3, ...``), so a wrong frame can be traced
+    back to the sample it starts at; the message names the first wrong frame, where it starts
+    and where it should, or what is wrong in its padding.
+
+    Chapter: chapters/02_framing.ipynb
+    """
+    for n, length, hop in FRAME_SIGNAL_CASES:
+        wave = np.arange(1, n + 1, dtype=np.float32)
+        expected = frame_signal(wave, length, hop)
+        got, failed = _call(fn, wave.copy(), length, hop)
+        if failed is not None:
+            return failed
+        if _unfilled(got):
+            return _UNFILLED
+        got = np.asarray(as_numpy(got))
+        case = f"for n={n} samples, L={length}, hop={hop}"
+        if got.ndim != 2 or got.shape[1] != length:
+            return Verdict(False, f"{case} your frames have shape {got.shape}, expected "
+                                  f"{expected.shape} (one row of L samples per frame)")
+        if got.shape[0] != expected.shape[0]:
+            return Verdict(False, f"{case} you cut {got.shape[0]} frames, frame_signal cuts "
+                                  f"{expected.shape[0]} (the last one zero-padded)")
+        for k in range(expected.shape[0]):
+            if np.array_equal(got[k], expected[k]):
+                continue
+            start = _start_of(got[k], wave)
+            real = int(np.count_nonzero(expected[k]))
+            if start is not None and start != k * hop:
+                tail = (" (the original exercise's bug: its last frame repeated the previous "
+                        "frame's start instead of the true tail)"
+                        if k == expected.shape[0] - 1 and start == (k - 1) * hop else "")
+                return Verdict(False, f"{case}, frame {k} starts at sample {start}, expected "
+                                      f"{k * hop} (= k·hop){tail}")
+            if np.array_equal(got[k, :real], expected[k, :real]):
+                return Verdict(False, f"{case}, frame {k} holds the right {real} samples, but "
+                                      f"its last {length - real} values should be zeros "
+                                      "(padding past the end of the waveform)")
+            return Verdict(False, f"{case}, frame {k} differs from frame_signal's (which holds "
+                                  f"samples {k * hop} to {k * hop + real - 1})")
+    return Verdict(True, f"your frames equal frame_signal's in all {len(FRAME_SIGNAL_CASES)} "
+                         "cases, padding included")
 
 
 # --- chapter 3: one LSTM step -------------------------------------------------------------------
