@@ -170,3 +170,13 @@ def test_frame_signal_checker():
     assert not padded and "should be zeros" in padded.message
     count = exercises.check_frame_signal(lambda w, L, h: _frames(w, L, h)[:-1])
     assert not count and "frame_signal cuts 3" in count.message
+
+
+def test_the_checkers_live_in_one_package():
+    from pathlib import Path
+
+    course = Path(exercises.__file__).resolve().parents[1]
+    assert (course / "exercises" / "__init__.py").is_file()
+    assert not (course / "exercises.py").exists(), (
+        "emoser/course/exercises.py beside the exercises/ package is never imported (the package "
+        "wins): move its checkers into a module of the package and re-export them")
