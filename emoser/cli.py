@@ -332,12 +332,14 @@ def _predict(args) -> int:
 
 def _download(args) -> int:
     from .data import download_tess
+    from .data.config import download_source
     from .data.download import STALL_BYTES, STALL_SECONDS
 
     print(f"downloading TESS (about 270 MB) unless it is already there; the download gives up "
           f"when less than {STALL_BYTES >> 20} MiB arrives in {STALL_SECONDS:g} s", flush=True)
     try:
-        folder = download_tess(target=args.target)
+        url, archive = download_source()  # $EMOSER_TESS_URL, $EMOSER_TESS_ARCHIVE when set
+        folder = download_tess(target=args.target, url=url, archive=archive)
     except DownloadError as exc:  # every download failure is one line, without traceback
         raise CliError(" ".join(str(exc).split())) from exc
     print(f"TESS is in {folder}")

@@ -70,6 +70,10 @@ def test_coding_exercises_have_scaffold_solution_and_a_checker_that_says_right(n
         assert re.search(rf"emoser\.course\.exercises\.check_\w+\({defined}\)", checker["text"])
         out = "".join("".join(o.get("text", "")) for o in checker["outputs"])
         assert out.startswith("right: "), f"{name}: the checker's stored verdict is {out!r}"
+        copy = ROOT / "colab" / "chapters" / f"{name}.ipynb"  # the Colab copy folds it too
+        cells_of_copy = json.loads(copy.read_text(encoding="utf-8"))["cells"]
+        same = next(c for c in cells_of_copy if c["id"] == solution["id"])
+        assert same["metadata"].get("colab", {}).get("cellView") == "form", name
 
 
 @pytest.mark.parametrize("name", CHAPTERS)

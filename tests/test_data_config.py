@@ -64,7 +64,7 @@ def test_nothing_found_says_how_to_get_the_data(monkeypatch):
 def test_download_when_asked_or_in_colab(tmp_path, monkeypatch, colab, download, expect_download):
     calls = []
 
-    def fake_download(target, progress=True):
+    def fake_download(target, url, progress=True, archive=None):
         calls.append(target)
         return _corpus(target)
 

@@ -280,3 +280,94 @@ def test_shipped_checksum_list():
     assert len(table) == 2800
     assert "OA_bite_neutral.wav" in table and "YAF_beg_sad.wav" in table
     assert all(len(c.sha256) == 64 for c in table.values())
+
+
+# --- the archive kept elsewhere (Google Drive in Colab, see emoser.course.colab) -------------
+
+def test_kept_archive_is_reused_without_downloading(server, published, tmp_path):
+    blobs, table = published
+    server.body = _good_archive(blobs)
+    kept = tmp_path / "drive" / "emoser" / "tess.zip"
+    _get(server, table, tmp_path / "one" / "tess", archive=kept)
+    assert kept.read_bytes() == server.body  # kept whole, its resume note removed
+    assert not kept.with_name("tess.zip.json").exists()
+    n = len(server.requests)
+    fresh = _get(server, table, tmp_path / "two" / "tess", archive=kept)  # a new runtime
+    assert len(server.requests) == n and verify(fresh, table).complete
+
+
+def test_kept_archive_cut_short_is_downloaded_again(server, published, tmp_path):
+    blobs, table = published
+    server.body = _good_archive(blobs)
+    kept = tmp_path / "drive" / "tess.zip"
+    kept.parent.mkdir()
+    kept.write_bytes(server.body[: len(server.body) // 2])  # e.g. a copy interrupted earlier
+    target = _get(server, table, tmp_path / "tess", archive=kept)
+    assert server.requests == [None] and verify(target, table).complete
+    assert kept.read_bytes() == server.body
+
+
+def test_kept_archive_that_fails_verification_is_deleted(server, published, tmp_path):
+    blobs, table = published
+    server.body = _zip([(f"{FILES[n]}/{n}", b) for n, b in list(blobs.items())[:-1]])
+    kept = tmp_path / "drive" / "tess.zip"
+    with pytest.raises(ChecksumError, match="missing"):
+        _get(server, table, tmp_path / "tess", archive=kept)
+    assert not kept.exists() and not (tmp_path / "tess").exists()  # the next try downloads anew
+
+
+# --- a failed automatic download (Colab) falls back to the stand-in with one warning line ----
+
+@pytest.fixture
+def colab_without_tess(tmp_path, monkeypatch):
+    """A Colab runtime: no TESS anywhere, an empty cache, the archive served by ``server``."""
+    from emoser.data import standin
+    monkeypatch.delenv("EMOSER_TESS_DIR", raising=False)
+    monkeypatch.delenv("EMOSER_TESS_ARCHIVE", raising=False)
+    monkeypatch.setenv("EMOSER_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("COLAB_RELEASE_TAG", "release-colab-test")
+    monkeypatch.setattr(standin, "STANDIN_WORDS", ("back", "dog", "chair"))  # a fast stand-in
+    return tmp_path / "cache"
+
+
+@pytest.mark.parametrize("case", ["truncated archive", "HTTP 404", "incomplete archive"])
+def test_failed_download_in_colab_falls_back_to_the_standin(server, published, colab_without_tess,
+                                                            monkeypatch, capsys, case):
+    from emoser.data import TessDownloadFailed, load_tess, resolve_data_dir
+    blobs, _ = published
+    whole = _good_archive(blobs)
+    if case == "truncated archive":
+        server.body = whole[: len(whole) // 2]  # served whole: the file itself is cut short
+    elif case == "HTTP 404":
+        server.mode = "404"
+    else:  # a well-formed archive in the published layout, but not all 2800 recordings
+        server.body = whole
+    monkeypatch.setenv("EMOSER_TESS_URL", server.url)
+    data = load_tess()
+    assert data.is_standin and data.counts() == {"happy": 3, "sad": 3}
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "WARNING" in line]
+    assert len(warnings) == 1, warnings
+    expected = {"truncated archive": "not a complete zip archive", "HTTP 404": "HTTP 404",
+                "incomplete archive": "published recordings are missing"}[case]
+    assert "downloading TESS failed" in warnings[0] and expected in warnings[0]
+    assert "STAND-IN" in warnings[0] and "not TESS results" in warnings[0]
+    assert not (colab_without_tess / "tess").exists()
+    assert [p.name for p in colab_without_tess.iterdir() if "download" in p.name] == []
+    n = len(server.requests)
+    assert load_tess().is_standin and len(server.requests) == n  # not tried again this session
+    with pytest.raises(TessDownloadFailed, match=expected):
+        resolve_data_dir()
+    with pytest.raises(DownloadError, match=expected):  # asked for explicitly: an error
+        resolve_data_dir(download=True)
+
+
+def test_cli_download_uses_the_address_and_archive_from_the_environment(server, tmp_path,
+                                                                        monkeypatch, capsys):
+    from emoser.cli import main
+    server.mode = "404"
+    monkeypatch.setenv("EMOSER_TESS_URL", server.url)
+    monkeypatch.setenv("EMOSER_TESS_ARCHIVE", str(tmp_path / "kept" / "tess.zip"))
+    assert main(["download", "--target", str(tmp_path / "tess")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and server.url in err[0] and "HTTP 404" in err[0]
+    assert server.requests == [None] and (tmp_path / "kept").is_dir()

@@ -43,7 +43,8 @@ EXPECTED_CHAPTERS = [
     "chapters/01_data", "chapters/02_framing", "chapters/03_lstm_cell", "chapters/04_lstm_layer",
     "chapters/05_audionet", "chapters/06_training", "chapters/07_evaluation", "chapters/08_speed",
     "chapters/09_what_went_wrong", "chapters/10_speaker_independent",
-    "chapters/11_seven_emotions", "chapters/12_your_voice",
+    "chapters/11_seven_emotions", "chapters/12_your_voice", "chapters/13_under_the_hood",
+    "chapters/references",
 ]
 PNG = bytes.fromhex("89504e470d0a1a0a") + b"not really a png, but not empty"
 
@@ -399,10 +400,29 @@ def test_code_and_content_licences_are_present_and_name_tess_apart():
     assert "LICENSE-CONTENT.md" in (ROOT / "README.md").read_text()
 
 
-def test_chapters_are_numbered_one_to_twelve_across_the_parts():
+def test_chapters_are_numbered_one_to_thirteen_across_the_parts():
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    assert all(part.get("numbered") is True for part in toc["parts"])
+    numbered = [part for part in toc["parts"] if part.get("numbered") is True]
+    # every part is numbered except the references page at the end
+    assert [part["caption"] for part in toc["parts"] if part not in numbered] == ["References"]
+    assert toc["parts"][-1]["chapters"] == [{"file": "chapters/references"}]
     config = yaml.safe_load((ROOT / "_config.yml").read_text())
-    assert config["html"]["use_multitoc_numbering"] is True  # one count over both parts
-    files = [c["file"] for part in toc["parts"] for c in part["chapters"]]
-    assert [int(Path(f).name[:2]) for f in files] == list(range(1, 13))
+    assert config["html"]["use_multitoc_numbering"] is True  # one count over all parts
+    files = [c["file"] for part in numbered for c in part["chapters"]]
+    # core 1-8, beyond the exercise 9-12, the appendix 13
+    assert [int(Path(f).name[:2]) for f in files] == list(range(1, 14))
+
+
+def test_the_bibliography_is_configured_and_every_citation_has_an_entry():
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    assert "sphinxcontrib.bibtex" in config["sphinx"]["config"]["extensions"]
+    bib = (ROOT / config["bibtex_bibfiles"][0]).read_text()
+    keys = set(re.findall(r"^@\w+\{([^,]+),", bib, re.M))
+    assert {"dupuis2010tess", "hochreiter1997lstm", "gers2000forget"} <= keys
+    assert "{bibliography}" in (ROOT / "chapters" / "references.md").read_text()
+    cited = set()
+    for path in sorted((ROOT / "chapters").glob("*.ipynb")) + [ROOT / "chapters" / "intro.md"]:
+        for group in re.findall(r"\{cite\}`([^`]+)`", path.read_text()):
+            cited.update(key.strip() for key in group.split(","))
+    assert cited, "no chapter cites anything"
+    assert cited <= keys, f"cited without a bibliography entry: {sorted(cited - keys)}"

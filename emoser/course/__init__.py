@@ -1,16 +1,19 @@
 """emoser.course: what the chapters use to show things (nothing here trains a model).
 
 * :mod:`~emoser.course.notebook`: the setup cell, glue, audio players, printable paths;
+* :mod:`~emoser.course.colab`: Colab only, the TESS archive kept on Google Drive;
 * :mod:`~emoser.course.figures`: every figure and diagram of the book;
 * :mod:`~emoser.course.exercises`: the checkers of the coding exercises;
 * :mod:`~emoser.course.measures`: statistics of a data set, one-number baselines;
 * :mod:`~emoser.course.inspection`: gate traces, parameter counts, errors, timings;
+* :mod:`~emoser.course.reproduce`: does a re-run give the numbers the stored chapter quotes?
 * :mod:`~emoser.course.voice`: the command line from a notebook, a synthetic voice, uploads.
 
 Chapter: chapters/intro.md
 """
 from ..common import format_table
 from . import exercises
+from .colab import keep_download_on_drive
 from .figures import (
     draw_audionet,
     draw_framing,
@@ -44,6 +47,7 @@ from .measures import (
     utterance_stats,
 )
 from .notebook import colab_setup_cell, glue, in_colab, listen, redact_paths, setup
+from .reproduce import check_reproduced, stored_glue
 from .sweep import Expected, expected
 from .voice import (
     SPEAK_PROFILES,
@@ -57,7 +61,7 @@ from .voice import (
 )
 
 __all__ = [
-    "Expected", "expected",
+    "Expected", "expected", "check_reproduced", "stored_glue",
     "format_table", "plot_history", "plot_confusion", "plot_waveform_and_spectrogram",
     "plot_frames", "plot_class_histograms", "plot_gates", "plot_defect_curves",
     "plot_probabilities", "draw_framing", "draw_lstm_cell", "draw_lstm_layer", "draw_audionet",
@@ -66,5 +70,5 @@ __all__ = [
     "describe_by_class", "threshold_accuracy", "padding_fraction", "spectral_centroid",
     "group_means", "setup", "glue", "listen", "colab_setup_cell", "in_colab", "redact_paths",
     "CliRun", "run_cli", "parse_prediction", "SPEAK_PROFILES", "speak", "Uploads",
-    "record_or_upload", "to_wav",
+    "record_or_upload", "to_wav", "keep_download_on_drive",
 ]

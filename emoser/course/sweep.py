@@ -11,7 +11,7 @@ Chapter: chapters/07_evaluation.ipynb
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 
 __all__ = ["SWEEP_FILE", "Expected", "expected"]
@@ -25,11 +25,15 @@ class Expected:
     """The sweep's results for one task on one engine.
 
     Attributes:
-        task (str): ``"ch7"`` or ``"ch11"``.
+        task (str): ``"ch7"``, ``"ch11"``, ``"ch11-e20"`` or ``"ch11-lr3e-3"``.
         engine (str): e.g. ``"threads1"`` (the course's engine).
         accuracy (dict[int, float]): test accuracy of every seed of the sweep.
         test_loss (dict[int, float]): test loss of every seed.
         margin (float): how far below the sweep's minimum a check may go.
+        train_acc (dict[int, list[float]]): training accuracy per epoch, of every seed.
+        recall (dict[int, list[float]]): test recall per class, of every seed.
+        recipe (dict): the recipe the sweep trained with (:meth:`Recipe.as_dict`).
+        classes (list[str]): the task's classes, in the order of ``recall``.
 
     Chapter: chapters/07_evaluation.ipynb
     """
@@ -39,6 +43,10 @@ class Expected:
     accuracy: dict
     test_loss: dict
     margin: float
+    train_acc: dict = field(default_factory=dict)
+    recall: dict = field(default_factory=dict)
+    recipe: dict = field(default_factory=dict)
+    classes: list = field(default_factory=list)
 
     @property
     def minimum(self) -> float:
@@ -78,7 +86,8 @@ def expected(task: str, engine: str = "threads1", margin: float = 0.02,
     """The sweep's results for ``task`` on ``engine`` (read from the package's JSON file).
 
     Args:
-        task (str): ``"ch7"`` (YAF happy vs sad) or ``"ch11"`` (YAF's seven emotions).
+        task (str): ``"ch7"`` (YAF happy vs sad), ``"ch11"`` (YAF's seven emotions, 12 epochs),
+            ``"ch11-e20"`` (20 epochs) or ``"ch11-lr3e-3"`` (12 epochs, peak rate 3e-3).
         engine (str): ``"threads1"`` (the course's), ``"threads2"`` or ``"no-native"``.
         margin (float): allowed distance below the sweep's minimum (default 0.02: two
             percentage points, a little more than two test recordings of chapter 7).
@@ -100,4 +109,9 @@ def expected(task: str, engine: str = "threads1", margin: float = 0.02,
     return Expected(task=task, engine=engine,
                     accuracy={int(r["seed"]): float(r["accuracy"]) for r in rows},
                     test_loss={int(r["seed"]): float(r["test_loss"]) for r in rows},
-                    margin=float(margin))
+                    margin=float(margin),
+                    train_acc={int(r["seed"]): [float(a) for a in r.get("train_acc_per_epoch", [])]
+                               for r in rows},
+                    recall={int(r["seed"]): [float(a) for a in r.get("recall", [])] for r in rows},
+                    recipe=dict(data[task].get("recipe", {})),
+                    classes=list(data[task].get("emotions", [])))

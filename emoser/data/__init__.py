@@ -13,7 +13,15 @@ Chapter: chapters/01_data.ipynb
 from ..common import DEFAULT_RATE, in_colab
 from .audio import AudioLoadError, LoadReport, decoded_cache_dir, load_audio, load_waveforms
 from .cache import ENV_CACHE_DIR, cache_dir
-from .config import ENV_TESS_DIR, TessNotFoundError, how_to_get_tess, resolve_data_dir
+from .config import (
+    ENV_TESS_ARCHIVE,
+    ENV_TESS_DIR,
+    ENV_TESS_URL,
+    TessDownloadFailed,
+    TessNotFoundError,
+    how_to_get_tess,
+    resolve_data_dir,
+)
 from .dataset import TessData, load_tess
 from .download import (
     TESS_DOI,
@@ -41,7 +49,8 @@ __all__ = [
     "EMOTIONS", "SPEAKERS", "Recording", "Catalog", "parse_name", "normalize_emotion",
     "normalize_speaker", "find_recordings",
     # where data come from
-    "DEFAULT_RATE", "ENV_TESS_DIR", "ENV_CACHE_DIR", "TessNotFoundError", "cache_dir",
+    "DEFAULT_RATE", "ENV_TESS_DIR", "ENV_CACHE_DIR", "ENV_TESS_URL", "ENV_TESS_ARCHIVE",
+    "TessNotFoundError", "TessDownloadFailed", "cache_dir",
     "in_colab", "how_to_get_tess", "resolve_data_dir",
     # loading
     "AudioLoadError", "LoadReport", "load_audio", "load_waveforms", "decoded_cache_dir",

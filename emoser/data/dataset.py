@@ -16,7 +16,7 @@ import numpy as np
 
 from ..common import DEFAULT_RATE
 from .audio import LoadReport, load_waveforms
-from .config import TessNotFoundError, resolve_data_dir
+from .config import TessDownloadFailed, TessNotFoundError, resolve_data_dir
 from .download import TESS_DOI
 from .standin import make_standin_corpus, standin_info, standin_source
 from .tess import EMOTIONS, Recording, find_recordings, normalize_emotion
@@ -105,8 +105,10 @@ def load_tess(emotions: Iterable[str] = ("happy", "sad"), speakers: Iterable[str
 
     The folder comes from :func:`resolve_data_dir` (``path``, ``$EMOSER_TESS_DIR``, the cache,
     a download when asked or in Colab). When none is found and ``allow_standin`` is True, the
-    generated stand-in corpus is used with a printed warning and ``is_standin=True``. A set but
-    wrong ``path`` or ``$EMOSER_TESS_DIR`` is always an error, never a fallback.
+    generated stand-in corpus is used with a printed warning and ``is_standin=True``; so it is
+    when the automatic download in Colab fails (a broken, truncated or unreachable archive: one
+    warning line saying why). A set but wrong ``path`` or ``$EMOSER_TESS_DIR`` is always an
+    error, never a fallback, and so is a failed download asked for with ``download=True``.
 
     Args:
         emotions: emotions to load (default happy and sad: the original exercise).
@@ -145,8 +147,13 @@ def load_tess(emotions: Iterable[str] = ("happy", "sad"), speakers: Iterable[str
             if not allow_standin:
                 raise
             root = make_standin_corpus()
-            print(f"WARNING: no TESS copy found, using the {standin_source(root)}.\n"
-                  f"Its results are not TESS results. {exc}", file=sys.stderr)
+            if isinstance(exc, TessDownloadFailed):  # one line: what failed, what happens now
+                print(f"WARNING: {str(exc).rstrip('.')}. This run goes on with the "
+                      f"{standin_source(root)}; its results are not TESS results.",
+                      file=sys.stderr)
+            else:
+                print(f"WARNING: no TESS copy found, using the {standin_source(root)}.\n"
+                      f"Its results are not TESS results. {exc}", file=sys.stderr)
     is_standin = standin_info(root) is not None
     source = standin_source(root) if is_standin else f"TESS (real recordings, DOI {TESS_DOI})"
     catalog = find_recordings(root, emotions=classes, speakers=speakers)

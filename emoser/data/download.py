@@ -303,7 +303,8 @@ def download_tess(target: str | os.PathLike | None = None, url: str = TESS_URL,
                   progress: bool = True, *, checksums: str | os.PathLike | dict | None = None,
                   force: bool = False, retries: int = 3, timeout: float = 60.0,
                   backoff: float = 1.0, require_complete: bool = True,
-                  stall_seconds: float = STALL_SECONDS, stall_bytes: int = STALL_BYTES) -> Path:
+                  stall_seconds: float = STALL_SECONDS, stall_bytes: int = STALL_BYTES,
+                  archive: str | os.PathLike | None = None) -> Path:
     """Download TESS, verify every recording, and install it atomically.
 
     Args:
@@ -322,6 +323,11 @@ def download_tess(target: str | os.PathLike | None = None, url: str = TESS_URL,
         stall_seconds (float), stall_bytes (int): give up (keeping the partial file) when less
             than ``stall_bytes`` arrive in ``stall_seconds`` (default 1 MiB in 60 s), so a
             connection that trickles cannot hang forever.
+        archive: keep the downloaded zip archive at this path (e.g. on Google Drive, see
+            ``emoser.course.colab``) instead of a temporary file beside ``target``. When it
+            already holds a complete zip archive, it is installed from there without any
+            download; an interrupted transfer resumes there; an archive that proves broken or
+            incomplete is deleted, so that the next call downloads it afresh.
 
     Returns:
         Path: the installed folder, laid out as ``<SPEAKER>_<emotion>/<file>``.
@@ -362,8 +368,16 @@ def download_tess(target: str | os.PathLike | None = None, url: str = TESS_URL,
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise _local_error(exc, "create the folder", exc.filename or parent) from exc
-    part = parent / f".{target.name}.download.part"
-    _fetch(url, part, progress, retries, timeout, backoff, (stall_seconds, stall_bytes))
+    if archive is None:
+        part = parent / f".{target.name}.download.part"
+    else:
+        part = Path(archive).expanduser()
+        try:
+            part.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _local_error(exc, "create the folder", exc.filename or part.parent) from exc
+    if archive is None or not zipfile.is_zipfile(part):  # a kept, complete archive: no download
+        _fetch(url, part, progress, retries, timeout, backoff, (stall_seconds, stall_bytes))
     try:
         _install(part, target, table, url, require_complete)
     except DownloadError:
@@ -371,7 +385,8 @@ def download_tess(target: str | os.PathLike | None = None, url: str = TESS_URL,
     except OSError as exc:  # the download is fine and kept: only unpacking or moving failed
         raise _local_error(exc, f"unpack the download into {parent}:",
                            exc.filename or parent) from exc
-    part.unlink(missing_ok=True)
+    if archive is None:
+        part.unlink(missing_ok=True)
     part.with_name(part.name + ".json").unlink(missing_ok=True)
     return target
 

@@ -21,7 +21,13 @@ from .checkpoints import (
 from .evaluation import Evaluation, evaluate
 from .history import History
 from .loop import adam, fit
-from .recipe import ORIGINAL_RECIPE, RECIPE, Recipe, fit_with_recipe, init_forget_bias
+from .recipe import (
+    ORIGINAL_RECIPE,
+    RECIPE,
+    Recipe,
+    fit_with_recipe,
+    init_forget_bias,
+)
 from .runtime import (
     TRAINING_THREADS,
     describe_device,
@@ -34,7 +40,8 @@ from .selection import KeepBest
 
 __all__ = [
     "set_seed", "device", "describe_device", "History", "adam", "fit", "Recipe", "RECIPE",
-    "ORIGINAL_RECIPE", "init_forget_bias", "fit_with_recipe", "Evaluation", "evaluate",
+    "ORIGINAL_RECIPE", "init_forget_bias", "fit_with_recipe",
+    "Evaluation", "evaluate",
     "KeepBest", "save_checkpoint", "load_checkpoint", "register_model", "MODEL_CLASSES",
     "CheckpointError", "TRAINING_THREADS", "training_threads", "fixed_threads",
 ]

@@ -15,7 +15,8 @@ import torch
 from .history import History
 from .loop import adam, call_callback, fit
 
-__all__ = ["Recipe", "RECIPE", "ORIGINAL_RECIPE", "init_forget_bias", "fit_with_recipe"]
+__all__ = ["Recipe", "RECIPE", "ORIGINAL_RECIPE", "init_forget_bias", "fit_with_recipe",
+           "warm_up"]
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,11 @@ class Recipe:
             Off by default: where length predicts the class (sad TESS recordings are
             longer than happy ones), length-sorted batches hold mostly one class,
             which makes training unstable.
+        warmup_steps (int): raise the learning rate linearly from ``lr / warmup_steps`` to
+            the schedule's value over the first ``warmup_steps`` optimizer steps (0: no
+            warm-up). Adam's first steps move every weight by about ``lr`` whatever the
+            gradient's size (clipping does not bound them), so a high peak rate can push a
+            fresh network where it never recovers (the seed sweep's ``ch11-lr3e-3``).
 
     Chapter: chapters/06_training.ipynb
     """
@@ -56,11 +62,14 @@ class Recipe:
     forget_bias: float | None = 1.0
     amsgrad: bool = False
     bucket: bool | int = False
+    warmup_steps: int = 0
 
     def __post_init__(self):
         if self.schedule not in ("constant", "cosine"):
             raise ValueError("Recipe.schedule must be 'constant' or 'cosine', "
                              f"got {self.schedule!r}")
+        if self.warmup_steps < 0:
+            raise ValueError(f"Recipe needs warmup_steps >= 0, got {self.warmup_steps}")
         if self.epochs < 0 or self.batch_size < 1 or not self.lr > 0:
             raise ValueError(f"Recipe needs epochs >= 0, batch_size >= 1 and lr > 0, got "
                              f"epochs={self.epochs}, batch_size={self.batch_size}, lr={self.lr}")
@@ -74,6 +83,15 @@ class Recipe:
             return self.lr
         done = min(max(int(epoch) - 1, 0), self.epochs)
         return self.lr * 0.5 * (1.0 + math.cos(math.pi * done / self.epochs))
+
+    def warmup_factor(self, step: int) -> float:
+        """The warm-up's factor on the learning rate of optimizer step ``step`` (from 0).
+
+        Chapter: chapters/06_training.ipynb
+        """
+        if self.warmup_steps <= 0 or step >= self.warmup_steps:
+            return 1.0
+        return (int(step) + 1) / self.warmup_steps
 
     def scheduler(self, optimizer: torch.optim.Optimizer):
         """The learning-rate scheduler for ``optimizer`` (None for a constant rate).
@@ -173,11 +191,15 @@ def fit_with_recipe(model: torch.nn.Module, train_set, val_set=None, *, recipe: 
     """
     optimizer = adam(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay,
                      amsgrad=recipe.amsgrad)
-    scheduler = recipe.scheduler(optimizer)
+    # with a warm-up, the hook sets every step's rate itself (closed form: lr_at x warm-up)
+    hook = warm_up(optimizer, recipe) if recipe.warmup_steps > 0 else None
+    scheduler = recipe.scheduler(optimizer) if hook is None else None
 
     def on_epoch(record, trained):
         if scheduler is not None:
             scheduler.step()  # the rate for the next epoch
+        if hook is not None:
+            hook.epoch_ended()
         if callback is not None:
             return call_callback(callback, record, trained)
         return None
@@ -187,5 +209,43 @@ def fit_with_recipe(model: torch.nn.Module, train_set, val_set=None, *, recipe: 
                   shuffle=shuffle, bucket=recipe.bucket if shuffle else False, log=log,
                   optimizer=optimizer, weight_decay=recipe.weight_decay,
                   clip_grad_norm=recipe.clip_grad_norm, callback=on_epoch)
+    if hook is not None:
+        hook.remove()
     history.params["schedule"] = recipe.schedule
     return history
+
+
+class warm_up:  # noqa: N801 - used like a function: ``hook = warm_up(optimizer, recipe)``
+    """Scale the learning rate of the first ``recipe.warmup_steps`` optimizer steps.
+
+    Before every step, each parameter group's rate is set to the epoch's rate
+    (:meth:`Recipe.lr_at`, the schedule in closed form) times :meth:`Recipe.warmup_factor`, so
+    no epoch scheduler is needed beside it. Call :meth:`epoch_ended` after every epoch and
+    :meth:`remove` at the end.
+
+    Chapter: chapters/06_training.ipynb
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, recipe: Recipe):
+        self.recipe, self.step, self.epoch = recipe, 0, 1
+        self._handle = optimizer.register_step_pre_hook(self._before_step)
+
+    def _before_step(self, optimizer, args, kwargs):
+        rate = self.recipe.lr_at(self.epoch) * self.recipe.warmup_factor(self.step)
+        for group in optimizer.param_groups:
+            group["lr"] = rate
+        self.step += 1
+
+    def epoch_ended(self):
+        """Count an epoch (the schedule's rate for the next one is :meth:`Recipe.lr_at`).
+
+        Chapter: chapters/06_training.ipynb
+        """
+        self.epoch += 1
+
+    def remove(self):
+        """Detach the hook from the optimizer.
+
+        Chapter: chapters/06_training.ipynb
+        """
+        self._handle.remove()

@@ -12,9 +12,10 @@
 * :mod:`~emoser.nn.kernels.dispatch`: how Python calls them.
 
 Nothing here is needed to understand the model (chapters 3-5 teach it with the literal
-modules); chapter 8 switches these paths on and proves they compute the same function.
+modules); chapter 8 switches these paths on and proves they compute the same function, and the
+appendix (chapter 13) shows how each of them works.
 
-Chapter: chapters/08_speed.ipynb
+Chapter: chapters/13_under_the_hood.ipynb
 """
 from . import native
 from .engine import ENGINES, fast_forward, fast_frontend, use_engine

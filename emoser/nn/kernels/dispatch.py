@@ -1,6 +1,6 @@
 """Calling the fused C kernels: which library fits these tensors, pointers, status codes.
 
-Chapter: chapters/08_speed.ipynb
+Chapter: chapters/13_under_the_hood.ipynb
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ def kernels_for(*tensors):
 
     They must all be contiguous, on the CPU, of one dtype (float32 or float64).
 
-    Chapter: chapters/08_speed.ipynb
+    Chapter: chapters/13_under_the_hood.ipynb
     """
     first = tensors[0]
     if first.device.type != "cpu" or any(t.dtype != first.dtype or not t.is_contiguous()
@@ -26,7 +26,7 @@ def kernels_for(*tensors):
 def pointer(t):
     """The address of a tensor's data for a C call (``None`` for ``None``).
 
-    Chapter: chapters/08_speed.ipynb
+    Chapter: chapters/13_under_the_hood.ipynb
     """
     return None if t is None else t.data_ptr()
 
@@ -34,7 +34,7 @@ def pointer(t):
 def check_status(status: int, what: str) -> None:
     """Turn a kernel's status code into an exception (0: success, -1: out of memory).
 
-    Chapter: chapters/08_speed.ipynb
+    Chapter: chapters/13_under_the_hood.ipynb
     """
     if status == -1:
         raise MemoryError(f"emoser.native: {what} found no memory for its buffers")

@@ -12,7 +12,7 @@ exists; elsewhere (a GPU, ``EMOSER_NATIVE=0``, no compiler) as the PyTorch opera
 here. The tests check it against the literal modules (``nn.Conv1d``, ``F.max_pool1d``), values
 and gradients, in float64, with the kernels and without them.
 
-Chapter: chapters/08_speed.ipynb
+Chapter: chapters/13_under_the_hood.ipynb
 """
 
 from __future__ import annotations
@@ -322,7 +322,7 @@ def frontend_gemm(frames: torch.Tensor, plan: FrontendPlan, convs) -> torch.Tens
     computed, and no others: position-major rows hold exactly the outputs needed. The gradients
     of the weights are written by hand; the frames get none (training never needs them).
 
-    Chapter: chapters/08_speed.ipynb
+    Chapter: chapters/13_under_the_hood.ipynb
 
     Args:
         frames (torch.Tensor): ``M × D`` frames (no gradient).

@@ -6,7 +6,7 @@ for all steps is one matrix product before the loop, each step needs one product
 ``h_{t-1}``, and by default the recurrence is one autograd node with a hand-written backward
 pass through time (:func:`emoser.nn.kernels.lstm_recurrence`).
 
-Chapter: chapters/08_speed.ipynb
+Chapter: chapters/13_under_the_hood.ipynb
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def check_fast_cell(cell) -> None:
     """Raise a ``ValueError`` unless ``cell`` is the package's :class:`~emoser.nn.LstmCell`
     (the fast path computes exactly its equations, not those of another cell).
 
-    Chapter: chapters/08_speed.ipynb
+    Chapter: chapters/13_under_the_hood.ipynb
     """
     if type(cell) is not LstmCell:
         raise ValueError(f"the fast LSTM path computes emoser.nn.LstmCell only, not "
@@ -46,7 +46,7 @@ def fast_steps(xg: torch.Tensor, w_h: torch.Tensor, h: torch.Tensor, c: torch.Te
     Returns:
         tuple[list, list]: the states ``h_t`` and ``c_t`` of every step.
 
-    Chapter: chapters/08_speed.ipynb
+    Chapter: chapters/13_under_the_hood.ipynb
     """
     hid = w_h.shape[1]
     w_h_t = w_h.t()
@@ -70,7 +70,7 @@ class FastLstmLayer(LstmLayer):
     ``AudioNet(engine="fast")`` uses this class; ``AudioNet.set_engine`` switches a layer
     between the two classes in place.
 
-    Chapter: chapters/08_speed.ipynb
+    Chapter: chapters/13_under_the_hood.ipynb
 
     Attributes:
         fast (bool): ``True``: the regrouped arithmetic; ``False``: the taught loop over the cell.
@@ -90,7 +90,7 @@ class FastLstmLayer(LstmLayer):
     def stacked_weights(self):
         """:func:`stacked_weights` of this layer's cell.
 
-        Chapter: chapters/08_speed.ipynb
+        Chapter: chapters/13_under_the_hood.ipynb
         """
         return stacked_weights(self.cell)
 
@@ -98,7 +98,7 @@ class FastLstmLayer(LstmLayer):
         """As :meth:`LstmLayer.forward`; ``fast`` and ``fused`` override the layer's settings
         for this call.
 
-        Chapter: chapters/08_speed.ipynb
+        Chapter: chapters/13_under_the_hood.ipynb
         """
         use_fast = self.fast if fast is None else fast
         if not use_fast:

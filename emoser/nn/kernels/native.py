@@ -15,7 +15,7 @@ or with ``EMOSER_NATIVE=0``, :mod:`emoser.nn.kernels` runs its PyTorch code inst
 function, slower. ``EMOSER_NATIVE=require`` turns a failed build into an error (CI uses it,
 so that the tests never pass on the fallback alone).
 
-Chapter: chapters/08_speed.ipynb
+Chapter: chapters/13_under_the_hood.ipynb
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ class NativeBuildError(RuntimeError, OSError):
     of the traceback). Also an ``OSError``, so that the command line reports it in one line,
     without a traceback.
 
-    Chapter: chapters/08_speed.ipynb
+    Chapter: chapters/13_under_the_hood.ipynb
     """
 
     def __init__(self, message: str, log: str = ""):
@@ -99,7 +99,7 @@ def enabled() -> bool:
     """Whether :mod:`emoser.speed` should try the kernels: inside :func:`override` what it says,
     else unless ``EMOSER_NATIVE`` is ``0``.
 
-    Chapter: chapters/08_speed.ipynb
+    Chapter: chapters/13_under_the_hood.ipynb
     """
     if _override is not None:
         return _override
@@ -111,7 +111,7 @@ def override(on: bool):
     """Within the ``with`` block, use the kernels (``True``, where they can be built) or the
     PyTorch code (``False``), whatever ``EMOSER_NATIVE`` says.
 
-    Chapter: chapters/08_speed.ipynb
+    Chapter: chapters/13_under_the_hood.ipynb
     """
     global _override
     before, _override = _override, bool(on)
@@ -190,7 +190,7 @@ def _first_error(logs) -> str:
 def build(folder: Path | None = None) -> dict:
     """Compile (if not yet in the cache) and load the kernels; return ``{dtype: library}``.
 
-    Chapter: chapters/08_speed.ipynb
+    Chapter: chapters/13_under_the_hood.ipynb
 
     Args:
         folder (Path | None): Where the libraries go; default ``<cache>/native``.
@@ -241,7 +241,7 @@ def kernels(dtype: torch.dtype):
     """The compiled library for ``dtype`` (float32/float64), or ``None`` (disabled, other dtype,
     or no build possible: then a warning says why, once).
 
-    Chapter: chapters/08_speed.ipynb
+    Chapter: chapters/13_under_the_hood.ipynb
     """
     global _failure
     if not enabled() or dtype not in (torch.float32, torch.float64):
@@ -262,7 +262,7 @@ def kernels(dtype: torch.dtype):
 def status() -> str:
     """One line: whether the kernels are in use, and if not, why.
 
-    Chapter: chapters/08_speed.ipynb
+    Chapter: chapters/13_under_the_hood.ipynb
     """
     if not enabled():
         why = ("emoser.nn.kernels.native.override(False)" if _override is False

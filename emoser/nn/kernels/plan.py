@@ -1,6 +1,6 @@
 """Which samples of a frame can reach AudioNet's features: the front-end's receptive field.
 
-Chapter: chapters/08_speed.ipynb
+Chapter: chapters/13_under_the_hood.ipynb
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ class FrontendPlan:
         full_conv_outputs (tuple[int, ...]): Conv outputs each block has in the literal model.
         samples_used (int): Samples of the raw frame that can change the output (the first ones).
 
-    Chapter: chapters/08_speed.ipynb
+    Chapter: chapters/13_under_the_hood.ipynb
     """
 
     in_dim: int
@@ -49,7 +49,7 @@ def frontend_receptive_field(in_dim: int, conv_layers: int, kernel: int) -> Fron
     (``D = 500``, 3 blocks, ``K = 5``) that is 382 samples: the last 118 samples of every
     frame never influence the model.
 
-    Chapter: chapters/08_speed.ipynb
+    Chapter: chapters/13_under_the_hood.ipynb
 
     Args:
         in_dim (int): Frame length ``D``.
@@ -77,7 +77,7 @@ def needed_lengths(pooled: int, conv_layers: int, kernel: int) -> tuple[tuple, t
     Worked backwards: max pooling 2/2 needs ``2·m`` conv outputs for ``m`` outputs, and a
     stride-2 convolution of kernel ``K`` with ``m`` outputs reads ``2(m - 1) + K`` inputs.
 
-    Chapter: chapters/08_speed.ipynb
+    Chapter: chapters/13_under_the_hood.ipynb
 
     Args:
         pooled (int): Positions per channel after the last block's max pooling.

@@ -1,6 +1,6 @@
 """ReLU followed by max pooling 2/2 in one step, with a leaner backward pass.
 
-Chapter: chapters/08_speed.ipynb
+Chapter: chapters/13_under_the_hood.ipynb
 """
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def relu_max_pool2(y: torch.Tensor) -> torch.Tensor:
     routes the gradient with two boolean masks instead of the int64 indices that
     ``max_pool1d`` stores and scatters. Chapter 8 measures what this saves in training.
 
-    Chapter: chapters/08_speed.ipynb
+    Chapter: chapters/13_under_the_hood.ipynb
 
     Args:
         y (torch.Tensor): ``... × L`` (e.g. ``M × C × L`` convolution outputs).

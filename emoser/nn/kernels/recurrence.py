@@ -10,7 +10,7 @@ On the CPU each step runs as a fused C kernel (:mod:`emoser.nn.kernels.native`) 
 compiler exists; elsewhere as the PyTorch operations written here. The tests check both
 against the per-step :class:`~emoser.nn.LstmCell` through autograd, values and gradients.
 
-Chapter: chapters/08_speed.ipynb
+Chapter: chapters/13_under_the_hood.ipynb
 """
 from __future__ import annotations
 
@@ -154,7 +154,7 @@ def lstm_recurrence(xg: torch.Tensor, w_h: torch.Tensor, h0: torch.Tensor, c0: t
     about ten operations per step and replay them backwards; here the backward pass through
     time is one loop of five operations per step.
 
-    Chapter: chapters/08_speed.ipynb
+    Chapter: chapters/13_under_the_hood.ipynb
 
     Args:
         xg (torch.Tensor): ``T × N × 4H``, the input part of the gates (bias included).
@@ -226,7 +226,7 @@ class _LstmWavefront(torch.autograd.Function):
 def stacked_weights(cell):
     """The four gates' parameters regrouped (differentiably) for the fast path.
 
-    Chapter: chapters/08_speed.ipynb
+    Chapter: chapters/13_under_the_hood.ipynb
 
     Returns:
         tuple: ``W_x`` (``4H × I``), ``W_h`` (``4H × H``), ``b`` (``4H``),
@@ -265,7 +265,7 @@ def lstm_stack_last(layers, x: torch.Tensor, lengths: torch.Tensor) -> torch.Ten
     product and the element-wise operations of *all* layers at once. Halves the number of
     small operations for two layers; the backward pass through time is written by hand.
 
-    Chapter: chapters/08_speed.ipynb
+    Chapter: chapters/13_under_the_hood.ipynb
 
     Args:
         layers (Sequence[LstmLayer]): ``L >= 2`` layers; layer ``l >= 1`` takes the size
