@@ -104,3 +104,14 @@ def test_diagram_cells_hide_their_code_and_have_alt_text(name):
         alt = c["metadata"].get("mystnb", {}).get("image", {}).get("alt", "")
         assert len(alt.split()) >= 20, f"{name}: diagram without a real alt text"
         assert any("image/png" in o.get("data", {}) for o in c["outputs"]), f"{name}: not drawn"
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_solution_code_fits_its_box(name):
+    """Code in a solution box is narrower than a code cell (check_book measures it in a browser)."""
+    cells = _exercise_cells(_cells(name))
+    for c in cells:
+        if c["cell_type"] == "markdown":
+            for block in re.findall(r"```python\n(.*?)```", c["text"], re.S):
+                wide = [line for line in block.split("\n") if len(line) > 80]
+                assert not wide, f"{name}: solution code line over 80 characters: {wide[0]!r}"
