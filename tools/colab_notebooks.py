@@ -14,6 +14,8 @@ colab``, the copies mirror the chapters' paths below it) in which
   become plain text or links, links to other chapters open their Colab copies, links to other
   files of the repository open them on GitHub; ``(label)=`` targets and ``%`` comments go;
 - math stays as Colab renders it (``$...$``, ``$$...$$``; ``\\[...\\]`` blocks become ``$$``);
+- a code cell's ``colab`` metadata is kept (a solution cell with ``cellView: form`` shows
+  folded, as its ``hide-input`` tag folds it in the book);
 - outputs are left out (the reader runs the cells); every code cell is kept, the bookkeeping
   cells tagged ``remove-cell``/``remove-input`` too, because later cells may use what they
   compute, and the copy runs exactly the code that nbval checks in the chapter;
@@ -412,6 +414,8 @@ def colab_copy(chapter: Path, root: Path = ROOT) -> dict:
         elif cell["cell_type"] == "code":
             tags = cell.get("metadata", {}).get("tags", [])
             meta = {"tags": tags} if tags else {}
+            if "colab" in cell.get("metadata", {}):  # e.g. a solution shown as a folded form
+                meta["colab"] = cell["metadata"]["colab"]
             cells.append({"cell_type": "code", "execution_count": None, "id": cell["id"],
                           "metadata": meta, "outputs": [], "source": cell["source"]})
             if first_code:

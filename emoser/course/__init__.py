@@ -2,7 +2,8 @@
 
 * :mod:`~emoser.course.notebook`: the setup cell, glue, audio players, printable paths;
 * :mod:`~emoser.course.colab`: Colab only, the TESS archive kept on Google Drive;
-* :mod:`~emoser.course.figures`: every figure of the book;
+* :mod:`~emoser.course.figures`: every figure and diagram of the book;
+* :mod:`~emoser.course.exercises`: the checkers of the coding exercises;
 * :mod:`~emoser.course.measures`: statistics of a data set, one-number baselines;
 * :mod:`~emoser.course.inspection`: gate traces, parameter counts, errors, timings;
 * :mod:`~emoser.course.reproduce`: does a re-run give the numbers the stored chapter quotes?
@@ -11,8 +12,13 @@
 Chapter: chapters/intro.md
 """
 from ..common import format_table
+from . import exercises
 from .colab import keep_download_on_drive
 from .figures import (
+    draw_audionet,
+    draw_framing,
+    draw_lstm_cell,
+    draw_lstm_layer,
     plot_class_histograms,
     plot_confusion,
     plot_defect_curves,
@@ -58,7 +64,8 @@ __all__ = [
     "Expected", "expected", "check_reproduced", "stored_glue",
     "format_table", "plot_history", "plot_confusion", "plot_waveform_and_spectrogram",
     "plot_frames", "plot_class_histograms", "plot_gates", "plot_defect_curves",
-    "plot_probabilities", "GATE_NAMES", "frame_features", "gate_trace", "parameter_table",
+    "plot_probabilities", "draw_framing", "draw_lstm_cell", "draw_lstm_layer", "draw_audionet",
+    "exercises", "GATE_NAMES", "frame_features", "gate_trace", "parameter_table",
     "max_abs_error", "time_call", "compare_timings", "autograd_saved_bytes", "utterance_stats",
     "describe_by_class", "threshold_accuracy", "padding_fraction", "spectral_centroid",
     "group_means", "setup", "glue", "listen", "colab_setup_cell", "in_colab", "redact_paths",
