@@ -16,7 +16,8 @@ The HTML folder is served on 127.0.0.1 (a free port, a thread of this process). 
    ``\\(``, ``\\[`` or ``$$`` is left in the rendered prose, and no code cell is wider than
    its block (no horizontal scrolling);
 6. no scaffolding in the code a reader sees: no code block shows ``glue(``, ``assert `` or
-   ``NBVAL_`` (``tools/tag_cells.py`` moves them into hidden cells);
+   ``NBVAL_`` (``tools/tag_cells.py`` moves them into hidden cells); every audio player has
+   the TESS credit and licence next to it, in the same figure;
 
 and saves a 1280×2000 screenshot of each page into the screenshots folder. Requests to other
 hosts (a CDN for MathJax, say) are not failures: the check may run offline. They are listed
@@ -420,6 +421,9 @@ _WIDE_CODE = """JSON.stringify(Array.from(document.querySelectorAll(
 _CODE_TEXT = """JSON.stringify(Array.from(document.querySelectorAll(
   'div.cell_input div.highlight pre, article div[class^="highlight-"] div.highlight pre'))
   .filter(p => !p.closest('.cell_output')).map(p => p.innerText))"""
+#: Audio players without the licence next to them (in their <figure>).
+_UNCREDITED_AUDIO = """Array.from(document.querySelectorAll('audio')).filter(a =>
+  !((a.closest('figure') || {}).innerText || '').includes('CC BY-NC-ND 4.0')).length"""
 #: What bookkeeping looks like in code: glue calls, checks, nbval's markers.
 SCAFFOLDING = ("glue(", "assert ", "NBVAL_")
 #: Scripts that load MathJax, by address.
@@ -464,6 +468,9 @@ def reader_view_problems(browser: "Chromium", session: str, base_url: str) -> li
     if wide:
         problems.append(f"{len(wide)} code cell(s) wider than their block, e.g. {wide[0]!r}")
     problems += scaffolding_in_code(json.loads(browser.evaluate(_CODE_TEXT, session) or "[]"))
+    uncredited = browser.evaluate(_UNCREDITED_AUDIO, session) or 0
+    if uncredited:
+        problems.append(f"{uncredited} audio player(s) without the credit and licence next to it")
     return problems
 
 
