@@ -16,7 +16,9 @@ top-level Python statements, read with :mod:`ast`):
    bookkeeping statements and assignments that call nothing visible, where no code after it
    reads what those assign. **Helpers**: assignments, imports and ``def`` that call nothing
    visible (no ``print``, ``display``, plotting) and bind names used only by bookkeeping
-   statements and other helpers, in this cell and every later one.
+   statements and other helpers, in this cell and every later one. In a cell that keeps some
+   teaching code, only helpers after the last statement that stays count as such (moving
+   anything else would change the order in which the visible code runs).
 2. A cell made only of bookkeeping statements and helpers is tagged ``remove-cell`` when it
    shows nothing but glue outputs, ``remove-input`` when it prints something (its output is
    what the reader sees).
@@ -29,6 +31,7 @@ top-level Python statements, read with :mod:`ast`):
    go to the new cell, everything else stays; execution counts are renumbered 1, 2, 3, ...
    (the order of execution is unchanged). The new cell also gets ``nbval-check-output`` when
    the old one had it, so nbval keeps comparing the same outputs.
+   ``name = glue(key, value)`` is first rewritten as ``name = value`` and ``glue(key, name)``.
 4. nbval's comment markers (``# NBVAL_CHECK_OUTPUT`` etc.) become the equivalent cell tags
    (``nbval-check-output``, which nbval reads the same way), so the reader never sees them.
 5. **No stray values**: a hidden bookkeeping cell whose last statement returns a value ends with
@@ -256,6 +259,11 @@ def plan_cells(sources: list[str | None]) -> list[CellPlan | None]:
                 if not names or readers or names & after or not plan.book:
                     candidates.discard(i)
                     changed = True
+        if plan.book and len(plan.book) + len(candidates) < len(stmts):
+            # a mixed cell: a helper moves only from after the last statement that stays, so
+            # that nothing the reader sees runs in another order (a timer, a training run)
+            stays = [i for i in range(len(stmts)) if i not in plan.book and i not in candidates]
+            candidates = {i for i in candidates if i > max(stays)}
         plan.helpers = sorted(candidates)
         if plan.book and not plan.pure:
             moved = set(plan.moved)
@@ -330,6 +338,37 @@ def shows_something(out: dict) -> bool:
     if out.get("output_type") == "stream":
         return bool("".join(out.get("text", "")).strip())
     return True
+
+
+def unwrap_assigned_glue(cell: dict) -> bool:
+    """Rewrite ``name = glue(key, value)`` as ``name = value`` then ``glue(key, name)``.
+
+    The value stays in the code the reader sees; the glue call becomes a statement of its own,
+    which the split then moves into the hidden cell.
+    """
+    source = _source(cell)
+    stmts = parse_cell(source)
+    if not stmts:
+        return False
+    lines = source.splitlines(keepends=True)
+    changed = False
+    for stmt in reversed(stmts):
+        call = getattr(stmt, "value", None)
+        if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1
+                and isinstance(stmt.targets[0], ast.Name) and stmt.targets[0].id != "_"
+                and is_glue_call(call) and len(call.args) == 2 and not call.keywords):
+            continue
+        name = stmt.targets[0].id
+        func, key, value = (ast.get_source_segment(source, node)
+                            for node in (call.func, call.args[0], call.args[1]))
+        end = lines[stmt.end_lineno - 1]
+        newline = "\n" if end.endswith("\n") else ""
+        lines[stmt.lineno - 1:stmt.end_lineno] = [f"{name} = {value}\n",
+                                                   f"{func}({key}, {name}){newline}"]
+        changed = True
+    if changed:
+        cell["source"] = "".join(lines)
+    return changed
 
 
 def markers_to_tags(cell: dict) -> bool:
@@ -436,6 +475,8 @@ def process(nb: dict, name: str) -> Report:
     for cell in cells:
         if cell.get("cell_type") == "code" and markers_to_tags(cell):
             report.changes.append(f"{cell.get('id')}: nbval comment -> tag")
+        if cell.get("cell_type") == "code" and not hidden(cell) and unwrap_assigned_glue(cell):
+            report.changes.append(f"{cell.get('id')}: name = glue(key, value) unwrapped")
     decisions = DECISIONS.get(name, {})
     plans = plan_cells([_source(c) if c.get("cell_type") == "code" else None for c in cells])
     taken = {c.get("id") for c in cells}
@@ -534,7 +575,8 @@ def check(nb: dict, name: str) -> list[str]:
                             "edit by hand")
         elif plan.book:
             problems.append(f"{where}: visible bookkeeping (run tools/tag_cells.py --write)")
-        if plan.nested:
+        if plan.nested or (not plan.book and any(
+                is_glue_call(node) for stmt in plan.statements for node in ast.walk(stmt))):
             problems.append(f"{where}: assert/glue nested in teaching code: move it into a "
                             "cell of its own by hand")
     return problems
