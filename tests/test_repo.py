@@ -384,6 +384,17 @@ def test_server_serves_the_folder_on_loopback(tmp_path):
         assert cb.http_status(server.base_url + "missing.html") == 404
 
 
+def test_scaffolding_in_code_names_glue_asserts_and_nbval_markers():
+    blocks = ["x = 1\nprint(x)", "emoser.course.glue('x', x)", "# NBVAL_CHECK_OUTPUT\nprint(2)",
+              "y = 2\nassert y == 2, y", "assert_allclose(a, b)  # a function, not a check"]
+    assert cb.scaffolding_in_code(blocks) == [
+        "1 code block(s) show 'glue(', e.g. \"emoser.course.glue('x', x)\"",
+        "1 code block(s) show 'assert ', e.g. 'assert y == 2, y'",
+        "1 code block(s) show 'NBVAL_', e.g. '# NBVAL_CHECK_OUTPUT'",
+    ]
+    assert cb.scaffolding_in_code(blocks[:1] + blocks[4:]) == []
+
+
 def test_check_book_refuses_a_missing_build(tmp_path, capsys):
     assert cb.main([str(tmp_path / "nothing")]) == 2
     assert "build the book first" in capsys.readouterr().err

@@ -15,6 +15,9 @@ The HTML folder is served on 127.0.0.1 (a free port, a thread of this process). 
 5. what a reader sees: MathJax comes from the book itself (so formulas render offline), no raw
    ``\\(``, ``\\[`` or ``$$`` is left in the rendered prose, and no code cell is wider than
    its block (no horizontal scrolling);
+6. no scaffolding in the code a reader sees: no code block shows ``glue(``, ``assert `` or
+   ``NBVAL_`` (``tools/tag_cells.py`` moves them into hidden cells); every audio player has
+   the TESS credit and licence next to it, in the same figure;
 
 and saves a 1280×2000 screenshot of each page into the screenshots folder. Requests to other
 hosts (a CDN for MathJax, say) are not failures: the check may run offline. They are listed
@@ -414,13 +417,39 @@ _WIDE_CODE = """JSON.stringify(Array.from(document.querySelectorAll(
   .filter(p => p.scrollWidth > p.clientWidth + 1)
   .map(p => (p.innerText.split('\\n').reduce((a, b) => a.length >= b.length ? a : b, ''))
   .slice(0, 60)))"""
+#: The text of every code block the reader sees (notebook inputs and code in the prose).
+_CODE_TEXT = """JSON.stringify(Array.from(document.querySelectorAll(
+  'div.cell_input div.highlight pre, article div[class^="highlight-"] div.highlight pre'))
+  .filter(p => !p.closest('.cell_output')).map(p => p.innerText))"""
+#: Audio players without the licence next to them (in their <figure>).
+_UNCREDITED_AUDIO = """Array.from(document.querySelectorAll('audio')).filter(a =>
+  !((a.closest('figure') || {}).innerText || '').includes('CC BY-NC-ND 4.0')).length"""
+#: What bookkeeping looks like in code: glue calls, checks, nbval's markers.
+SCAFFOLDING = ("glue(", "assert ", "NBVAL_")
 #: Scripts that load MathJax, by address.
 _MATHJAX_SCRIPTS = """JSON.stringify(Array.from(document.scripts).map(s => s.src)
   .filter(s => /mathjax/i.test(s)))"""
 
 
+def scaffolding_in_code(blocks: list[str]) -> list[str]:
+    """Problems for code blocks that show bookkeeping (:data:`SCAFFOLDING`), one per kind.
+
+    Example:
+        >>> scaffolding_in_code(["x = 1", "assert x == 1"])
+        ["1 code block(s) show 'assert ', e.g. 'assert x == 1'"]
+    """
+    problems = []
+    for word in SCAFFOLDING:
+        hits = [block for block in blocks if word in block]
+        if hits:
+            line = next(ln for ln in hits[0].splitlines() if word in ln).strip()
+            problems.append(f"{len(hits)} code block(s) show {word!r}, e.g. {line[:70]!r}")
+    return problems
+
+
 def reader_view_problems(browser: "Chromium", session: str, base_url: str) -> list[str]:
-    """What a reader would trip over: raw LaTeX, MathJax from another host, wide code cells."""
+    """What a reader would trip over: raw LaTeX, MathJax from another host, wide code cells,
+    bookkeeping in the code."""
     problems = []
     scripts = json.loads(browser.evaluate(_MATHJAX_SCRIPTS, session) or "[]")
     for src in scripts:
@@ -438,6 +467,10 @@ def reader_view_problems(browser: "Chromium", session: str, base_url: str) -> li
     wide = json.loads(browser.evaluate(_WIDE_CODE, session) or "[]")
     if wide:
         problems.append(f"{len(wide)} code cell(s) wider than their block, e.g. {wide[0]!r}")
+    problems += scaffolding_in_code(json.loads(browser.evaluate(_CODE_TEXT, session) or "[]"))
+    uncredited = browser.evaluate(_UNCREDITED_AUDIO, session) or 0
+    if uncredited:
+        problems.append(f"{uncredited} audio player(s) without the credit and licence next to it")
     return problems
 
 

@@ -10,7 +10,9 @@ Each notebook runs in a fresh ``python3`` kernel whose working directory is ``ch
 with at most 1800 s per cell. When a cell fails, the notebook is left as it was and the
 script exits with status 1. After a successful run the notebook is cleaned before it is
 saved (see :func:`clean_notebook`): audio players are removed (TESS recordings must never be
-stored in a committed notebook), outputs of cells tagged ``remove-output`` are cleared,
+stored in a committed notebook), except a player whose every embedded file is one of the few
+TESS files the book may embed, byte for byte (``emoser.course.EMBEDDABLE_TESS``, checked by
+SHA-256 against the published checksums); outputs of cells tagged ``remove-output`` are cleared,
 widget state is dropped, and empty code cells are deleted so execution counts run 1, 2, 3, ...
 
 A cell that displays an ``ipywidgets.interact`` with more than one control can make nbclient
@@ -24,8 +26,12 @@ from being captured, and the book would show none.
 from __future__ import annotations
 
 import argparse
+import base64
+import binascii
 import contextlib
+import hashlib
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -102,17 +108,60 @@ def _is_audio(output: dict) -> bool:
     return "<audio" in html.lower()
 
 
-def strip_audio(nb) -> int:
-    """Remove every output that carries audio (``audio/*`` data or an HTML ``<audio>``).
+_DATA_AUDIO = re.compile(r"data:audio/[\w.+-]+;base64,([A-Za-z0-9+/=\s]*)")
+
+
+def audio_payloads(output: dict) -> list[bytes | None]:
+    """The audio files an output embeds: ``audio/*`` data and ``data:audio/...`` URLs in HTML.
+
+    An entry is None when a payload is not valid base64 (it can never be an allowed file).
+    """
+    data = output.get("data", {}) or {}
+    encoded = []
+    for mime, value in data.items():
+        text = "".join(value) if isinstance(value, list) else str(value)
+        if mime.startswith("audio/"):
+            encoded.append(text)
+        elif mime == "text/html":
+            encoded += _DATA_AUDIO.findall(text)
+    payloads: list[bytes | None] = []
+    for text in encoded:
+        try:
+            payloads.append(base64.b64decode("".join(text.split()), validate=True))
+        except (binascii.Error, ValueError):
+            payloads.append(None)
+    return payloads
+
+
+def allowed_audio_checksums() -> set[str]:
+    """SHA-256 digests of the TESS files a stored notebook may embed (the published ones)."""
+    from emoser.course import embeddable_checksums
+
+    return set(embeddable_checksums().values())
+
+
+def is_allowed_audio(output: dict, allowed: set[str]) -> bool:
+    """True when ``output`` embeds at least one file and every one is an allowed TESS file."""
+    payloads = audio_payloads(output)
+    return bool(payloads) and all(
+        p is not None and hashlib.sha256(p).hexdigest() in allowed for p in payloads)
+
+
+def strip_audio(nb, allowed: set[str] | None = None) -> int:
+    """Remove every output that carries audio (``audio/*`` data or an HTML ``<audio>``),
+    except players of allowed TESS files (``allowed``: their SHA-256 digests; default
+    :func:`allowed_audio_checksums`).
 
     Returns:
         int: the number of outputs removed.
     """
+    allowed = allowed_audio_checksums() if allowed is None else allowed
     removed = 0
     for cell in nb.cells:
         if cell.get("cell_type") != "code":
             continue
-        kept = [out for out in cell.get("outputs", []) if not _is_audio(out)]
+        kept = [out for out in cell.get("outputs", [])
+                if not _is_audio(out) or is_allowed_audio(out, allowed)]
         removed += len(cell.get("outputs", [])) - len(kept)
         cell["outputs"] = kept
     return removed

@@ -46,7 +46,20 @@ from .measures import (
     threshold_accuracy,
     utterance_stats,
 )
-from .notebook import colab_setup_cell, glue, in_colab, listen, redact_paths, setup
+from .notebook import (
+    EMBEDDABLE_TESS,
+    MAX_EMBEDDED,
+    TESS_CREDIT,
+    colab_setup_cell,
+    embeddable_checksums,
+    glue,
+    in_colab,
+    listen,
+    play_recording,
+    play_recordings,
+    redact_paths,
+    setup,
+)
 from .reproduce import check_reproduced, stored_glue
 from .sweep import Expected, expected
 from .voice import (
@@ -68,7 +81,10 @@ __all__ = [
     "exercises", "GATE_NAMES", "frame_features", "gate_trace", "parameter_table",
     "max_abs_error", "time_call", "compare_timings", "autograd_saved_bytes", "utterance_stats",
     "describe_by_class", "threshold_accuracy", "padding_fraction", "spectral_centroid",
-    "group_means", "setup", "glue", "listen", "colab_setup_cell", "in_colab", "redact_paths",
+    "group_means", "setup", "glue", "listen", "play_recording", "play_recordings",
+    "embeddable_checksums",
+    "EMBEDDABLE_TESS", "MAX_EMBEDDED", "TESS_CREDIT", "colab_setup_cell", "in_colab",
+    "redact_paths",
     "CliRun", "run_cli", "parse_prediction", "SPEAK_PROFILES", "speak", "Uploads",
     "record_or_upload", "to_wav", "keep_download_on_drive",
 ]

@@ -7,6 +7,9 @@ repository URL in ``_config.yml``) and one that imports ``emoser`` and calls
 """
 from __future__ import annotations
 
+import base64
+import hashlib
+import html
 import os
 import tempfile
 from collections.abc import Mapping
@@ -15,9 +18,23 @@ from pathlib import Path
 from ..common import in_colab
 from ..data.cache import cache_dir
 from ..data.config import ENV_TESS_DIR
+from ..data.verify import load_checksums
 from ..training.runtime import describe_device, device, set_seed, training_threads
 
-__all__ = ["in_colab", "setup", "glue", "listen", "colab_setup_cell", "redact_paths"]
+__all__ = ["in_colab", "setup", "glue", "listen", "play_recording", "play_recordings",
+           "embeddable_checksums",
+           "EMBEDDABLE_TESS", "MAX_EMBEDDED", "TESS_CREDIT", "colab_setup_cell", "redact_paths"]
+
+#: The only TESS recordings a stored notebook may hold, byte for byte as published (CC BY-NC-ND
+#: 4.0 allows verbatim, attributed, non-commercial sharing; the book embeds at most four):
+#: the word "dog", happy and sad, by the younger speaker (chapter 1) and the older (chapter 10).
+EMBEDDABLE_TESS = ("YAF_dog_happy.wav", "YAF_dog_sad.wav", "OAF_dog_happy.wav", "OAF_dog_sad.wav")
+MAX_EMBEDDED = 4
+#: What every player of a TESS recording shows under it.
+TESS_CREDIT = ("Toronto Emotional Speech Set (TESS), Kate Dupuis and M. Kathleen Pichora-Fuller, "
+               "University of Toronto, 2010, doi:10.5683/SP2/E8H2MF. Licence: CC BY-NC-ND 4.0 "
+               "(https://creativecommons.org/licenses/by-nc-nd/4.0/). The published file, "
+               "unchanged.")
 
 
 def colab_setup_cell(repository_url: str) -> str:
@@ -100,17 +117,78 @@ def glue(name: str, value, display: bool = False):
 
 
 def listen(wave, rate: int):
-    """Return an audio player for a waveform.
+    """Return an audio player for a waveform (any samples: a stand-in recording, your voice).
 
-    TESS recordings may not be redistributed: a cell that calls this must be
-    tagged ``remove-output`` so its output is never stored in a committed
-    notebook (``tools/execute_chapters.py`` strips audio outputs as well).
+    The player holds a re-encoded copy of the samples, so ``tools/execute_chapters.py``
+    removes it before a notebook is saved; a TESS recording the book may keep is played with
+    :func:`play_recording` instead.
 
     Chapter: chapters/01_data.ipynb
     """
     from IPython.display import Audio
 
     return Audio(wave, rate=rate)
+
+
+def embeddable_checksums() -> dict[str, str]:
+    """``{file name: SHA-256}`` of the TESS files a stored notebook may embed.
+
+    The digests are the published ones (``emoser/data/tess-sha256.tsv``); at most
+    :data:`MAX_EMBEDDED` files.
+
+    Chapter: chapters/01_data.ipynb
+    """
+    published = load_checksums()
+    return {name: published[name].sha256 for name in EMBEDDABLE_TESS[:MAX_EMBEDDED]}
+
+
+def _player_html(path, label: str = "") -> str:
+    path = Path(path)
+    payload = path.read_bytes()
+    digest = hashlib.sha256(payload).hexdigest()
+    published = load_checksums().get(path.name)
+    if published is not None and published.sha256 == digest:
+        credit = f"{path.name}: {TESS_CREDIT}"
+    else:
+        credit = f"{path.name}: not a published TESS file (the stand-in corpus, or a changed copy)."
+    mime = "audio/x-aiff" if payload[:4] == b"FORM" else "audio/wav"
+    src = f"data:{mime};base64,{base64.b64encode(payload).decode('ascii')}"
+    caption = html.escape(f"{label} — {credit}" if label else credit)
+    return (f'<figure class="emoser-listen"><audio controls preload="none" src="{src}"></audio>'
+            f"<figcaption><small>{caption}</small></figcaption></figure>")
+
+
+def play_recording(path, label: str = ""):
+    """Return a player for one recording file with its source and licence written under it.
+
+    The player embeds the file's own bytes, unchanged (no decoding, resampling or
+    re-encoding). A file whose name and SHA-256 match a published TESS file is credited to
+    TESS (:data:`TESS_CREDIT`); any other file, a stand-in recording say, is labelled as not
+    TESS. ``tools/execute_chapters.py`` keeps such a player in a saved notebook only when the
+    file is one of :data:`EMBEDDABLE_TESS`.
+
+    Args:
+        path: a recording (WAV or AIFF; the browser must be able to play it).
+        label (str): shown before the credit, e.g. ``'happy: "say the word dog"'``.
+
+    Returns:
+        IPython.display.HTML: an ``<audio>`` player and its caption.
+
+    Chapter: chapters/01_data.ipynb
+    """
+    return play_recordings([(path, label)])
+
+
+def play_recordings(recordings):
+    """Players for several recordings, one under the other: ``[(path, label), ...]``.
+
+    See :func:`play_recording`; one output holds them all.
+
+    Chapter: chapters/10_speaker_independent.ipynb
+    """
+    from IPython.display import HTML
+
+    return HTML("".join(_player_html(path, label) for path, label in recordings))
 
 
 def redact_paths(text: str, extra: Mapping[str, str] | None = None) -> str:
