@@ -72,6 +72,7 @@ if str(ROOT) not in sys.path:
 
 from emoser.experiments.original import OriginalAudioNet, original_prepare, original_train  # noqa: E402
 from emoser.nn import AudioNet  # noqa: E402
+from emoser.nn.kernels import engine as fast_engine  # noqa: E402
 from emoser.nn.kernels import native  # noqa: E402
 from emoser.prep import FrameDataset, Normalizer, collate_frames, stratified_split  # noqa: E402
 from emoser.training import RECIPE, fit, fit_with_recipe, init_forget_bias, set_seed  # noqa: E402
@@ -99,7 +100,8 @@ class TorchLstmAudioNet(AudioNet):
         steps = int(lengths.max())
         x = x[:, :steps]
         mask = torch.arange(steps, device=x.device).view(1, steps) < lengths.view(n, 1)
-        seq = x.new_zeros(n, steps, self.feature_size).index_put((mask,), self.frontend(x[mask]))
+        feats = fast_engine.fast_frontend(self, x[mask])
+        seq = x.new_zeros(n, steps, self.feature_size).index_put((mask,), feats)
         packed = nn.utils.rnn.pack_padded_sequence(seq, lengths.cpu(), batch_first=True,
                                                    enforce_sorted=False)
         _, (h, _) = self.rnn(packed)
@@ -292,19 +294,19 @@ def profile_default(args) -> dict:
              "cnn_backward", "optimizer")
     times = dict.fromkeys(parts, 0.0)
     marks = {}
-    own_frontend = model.frontend
+    own_frontend = fast_engine.fast_frontend  # what AudioNet's fast engine calls
 
-    def timed_frontend(frames, trace=None):
+    def timed_frontend(net, frames):
         sync()
         t = time.perf_counter()
-        out = own_frontend(frames, trace)
+        out = own_frontend(net, frames)
         sync()
         times["cnn_forward"] += time.perf_counter() - t
         if out.requires_grad:
             out.register_hook(lambda grad: marks.__setitem__("cnn_backward_starts",
                                                              time.perf_counter()))
         return out
-    model.frontend = timed_frontend
+    fast_engine.fast_frontend = timed_frontend
     order = np.random.default_rng(0).permutation(len(train_set))
     batches = [order[i:i + 10] for i in range(0, len(order), 10)]
 
@@ -340,7 +342,7 @@ def profile_default(args) -> dict:
     for k in times:
         times[k] = 0.0
     total = epoch(True)
-    del model.frontend  # back to the model's own method: the profiler pass below is not timed
+    fast_engine.fast_frontend = own_frontend  # the profiler pass below is not timed
     times["lstm_and_head_forward"] -= times["cnn_forward"]
     result = dict(variant=args.profile_variant, epoch_seconds=total, parts=times, top_ops="")
     if not getattr(args, "profile_ops", True):

@@ -9,6 +9,7 @@ from torch.func import functional_call
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from emoser.nn import (
+    FastLstmLayer,
     LstmCell,
     LstmLayer,
     copy_to_torch_lstm,
@@ -38,7 +39,7 @@ def test_cell_structure_and_shapes():
     assert sum(p.numel() for p in cell.parameters()) == 4 * (8 * 3 + 3)
     h, c = cell(torch.randn(2, 5))
     assert h.shape == c.shape == (2, 3)
-    with pytest.raises(ValueError):
+    with pytest.raises(RuntimeError):  # the gate layers expect I + H = 8 inputs
         cell(torch.randn(2, 4))
 
 
@@ -107,9 +108,9 @@ def test_gradcheck_cell():
 LENGTHS = [7, 3, 5, 1]
 
 
-def _layer_case(seed=0, n_in=5, hid=4):
+def _layer_case(seed=0, n_in=5, hid=4, layer_class=LstmLayer):
     torch.manual_seed(seed)
-    layer = LstmLayer(n_in, hid).double()
+    layer = layer_class(n_in, hid).double()
     # padded beyond the longest too
     x = torch.randn(len(LENGTHS), max(LENGTHS) + 2, n_in, dtype=D64)
     lengths = torch.tensor(LENGTHS)
@@ -123,10 +124,9 @@ def _run_torch(ref, x, lengths):
     return out, h_n[0], c_n[0]
 
 
-@pytest.mark.parametrize("fast", [True, False])
-def test_layer_equals_torch_lstm_on_mixed_lengths(fast):
-    layer, x, lengths = _layer_case()
-    layer.fast = fast
+@pytest.mark.parametrize("layer_class", [LstmLayer, FastLstmLayer])
+def test_layer_equals_torch_lstm_on_mixed_lengths(layer_class):
+    layer, x, lengths = _layer_case(layer_class=layer_class)
     ref = copy_to_torch_lstm(layer)
     w_all = torch.randn(*x.shape[:2], layer.hidden_size, dtype=D64)
     w_last = torch.randn(x.shape[0], layer.hidden_size, dtype=D64)
@@ -161,32 +161,56 @@ def test_layer_last_only_is_not_step_T_minus_1():
     torch.testing.assert_close(h_end, h_all[:, -1], rtol=0, atol=1e-12)
 
 
-def test_layer_fast_path_equals_looping_the_cell():
-    layer, x, lengths = _layer_case(seed=4)
-    grads = []
-    for fast in (True, False):
-        layer.zero_grad()
+@pytest.mark.parametrize("fused", [True, False])
+def test_fast_layer_equals_the_taught_layer_and_a_loop_written_here(fused):
+    """FastLstmLayer (regrouped arithmetic, fused or not) computes the taught LstmLayer's
+    function with the same parameters: values and gradients, float64."""
+    taught, x, lengths = _layer_case(seed=4)
+    fast = FastLstmLayer(taught.input_size, taught.hidden_size).double()
+    fast.load_state_dict(taught.state_dict())  # the same keys: checkpoints load either way
+    fast.fused = fused
+    outs, grads = [], []
+    for layer in (fast, taught):
         xx = x.clone().requires_grad_(True)
-        h_all, c_all = layer(xx, lengths, fast=fast)
-        h_last, c_last = layer(xx, lengths, last_only=True, fast=fast)
+        h_all, c_all = layer(xx, lengths)
+        h_last, c_last = layer(xx, lengths, last_only=True)
         ((h_all ** 2).sum() + c_all.sum() + h_last.sum() + (c_last ** 3).sum()).backward()
-        grads.append([xx.grad] + [p.grad.clone() for p in layer.parameters()])
-        if fast:
-            fast_out = (h_all, c_all, h_last, c_last)
-        else:
-            slow_out = (h_all, c_all, h_last, c_last)
+        outs.append((h_all, c_all, h_last, c_last))
+        grads.append([xx.grad] + [p.grad for p in layer.parameters()])
     # and a literal loop written right here, step by step with the cell
-    h = c = torch.zeros(x.shape[0], layer.hidden_size, dtype=D64)
+    h = c = torch.zeros(x.shape[0], taught.hidden_size, dtype=D64)
     steps = []
     for t in range(max(LENGTHS)):
-        h, c = layer.cell(x[:, t], (h, c))
+        h, c = taught.cell(x[:, t], (h, c))
         steps.append(h)
     manual_last = torch.stack(steps, 1)[torch.arange(x.shape[0]), lengths - 1]
-    for a, b in zip(fast_out, slow_out):
+    for a, b in zip(*outs):
         assert _maxdiff(a, b) <= 1e-12
-    assert _maxdiff(fast_out[2], manual_last) <= 1e-12
+    assert _maxdiff(outs[1][2], manual_last) <= 1e-12
     for a, b in zip(*grads):
         assert _maxdiff(a, b) <= 1e-12
+
+
+def test_the_taught_layer_runs_any_cell_class_and_the_fast_one_refuses_it():
+    class NoForgetGate(LstmCell):  # f = 1: the cell state only adds up
+        def forward(self, x, state=None):
+            h, c = self.zero_state(x) if state is None else state
+            xh = torch.cat([x, h], dim=1)
+            c = c + torch.sigmoid(self.input_gate(xh)) * torch.tanh(self.candidate(xh))
+            return torch.sigmoid(self.output_gate(xh)) * torch.tanh(c), c
+
+    torch.manual_seed(9)
+    layer = LstmLayer(3, 2, cell=NoForgetGate).double()
+    assert type(layer.cell) is NoForgetGate
+    x = torch.randn(2, 5, 3, dtype=D64)
+    standard = LstmLayer(3, 2).double()
+    standard.load_state_dict(layer.state_dict())
+    assert _maxdiff(layer(x)[1], standard(x)[1]) > 1e-3  # the loop calls the cell it was given
+    with pytest.raises(ValueError, match="LstmCell only"):
+        FastLstmLayer(3, 2, cell=NoForgetGate)
+    layer.__class__ = FastLstmLayer  # switched in place (as AudioNet.set_engine does)
+    with pytest.raises(ValueError, match="LstmCell only"):
+        layer(x)
 
 
 def test_gradcheck_layer_small():

@@ -4,7 +4,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from emoser.nn import AudioNet, LstmLayer, describe_shapes, min_frame_length, relu_max_pool2
+from emoser.nn import (
+    AudioNet,
+    FastLstmLayer,
+    LstmCell,
+    LstmLayer,
+    describe_shapes,
+    min_frame_length,
+    relu_max_pool2,
+)
+from emoser.nn.kernels import engine as engine_module
 
 
 def _batch(n=3, t=6, d=500, lengths=(6, 2, 4), dtype=torch.float32, seed=0):
@@ -79,14 +88,19 @@ def test_padding_invariance(dtype, atol):
     torch.testing.assert_close(model(x, lengths), model(garbage, lengths), rtol=0, atol=atol)
 
 
-@pytest.mark.parametrize("gemm", [True, False])
-def test_only_valid_frames_enter_the_cnn(gemm):
-    model = AudioNet()
+@pytest.mark.parametrize("engine, gemm", [("taught", False), ("fast", True), ("fast", False)])
+def test_only_valid_frames_enter_the_cnn(engine, gemm, monkeypatch):
+    model = AudioNet(engine=engine)
     model.gemm_frontend = gemm
     seen = []
-    frontend = model.frontend
-    model.frontend = lambda frames, trace=None: (seen.append(frames.shape[0])
-                                                 or frontend(frames, trace))
+    if engine == "taught":
+        frontend = model.frontend
+        monkeypatch.setattr(model, "frontend", lambda frames: seen.append(frames.shape[0])
+                            or frontend(frames))
+    else:
+        fast = engine_module.fast_frontend
+        monkeypatch.setattr(engine_module, "fast_frontend", lambda net, frames:
+                            seen.append(frames.shape[0]) or fast(net, frames))
     x, lengths = _batch(t=30)
     model(x, lengths)
     assert seen == [int(lengths.sum())]
@@ -152,7 +166,7 @@ def test_training_is_bitwise_the_same_as_with_the_literal_ops():
     def train(fast_pool):
         torch.manual_seed(0)
         model = AudioNet(hiddenSize=16, convOutNum=8)
-        model.gemm_frontend = False  # fast_pool belongs to the literal front-end
+        model.gemm_frontend = False  # fast_pool belongs to the module front-end
         model.fast_pool = fast_pool
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
         x, lengths = _batch()
@@ -162,15 +176,56 @@ def test_training_is_bitwise_the_same_as_with_the_literal_ops():
             optimizer.step()
         return model.state_dict()
 
-    assert AudioNet.fast_pool is True  # the default path
     fast, literal = train(True), train(False)
     assert all(torch.equal(fast[name], literal[name]) for name in fast)
-    trace_fast, trace_literal = [], []
-    for fast_pool, trace in ((True, trace_fast), (False, trace_literal)):
-        model = AudioNet()
-        model.fast_pool = fast_pool
-        model.frontend(torch.zeros(2, 500), trace)
-    assert trace_fast == trace_literal  # chapter 5's table of shapes does not change
+
+
+@pytest.mark.parametrize("config", [dict(), dict(lstmLayerNum=1, sharedConv=False)])
+def test_engines_compute_the_same_function_with_the_same_parameters(config):
+    """engine="fast" against engine="taught": same state_dict keys, and in float64 the same
+    logits and gradients; set_engine switches in place, parameters untouched."""
+    torch.manual_seed(4)
+    fast = AudioNet(**config).double()
+    torch.manual_seed(4)
+    taught = AudioNet(engine="taught", **config).double()
+    assert (fast.engine, taught.engine) == ("fast", "taught")
+    assert all(type(layer) is LstmLayer for layer in taught.lstm)
+    assert all(type(layer) is FastLstmLayer for layer in fast.lstm)
+    assert list(fast.state_dict()) == list(taught.state_dict())  # the same seed, the same init
+    assert all(torch.equal(a, b) for a, b in zip(fast.state_dict().values(),
+                                                 taught.state_dict().values()))
+    x, lengths = _batch(dtype=torch.float64)
+    y = torch.tensor([0, 1, 1])
+    results = []
+    for model in (fast, taught):
+        logits = model(x, lengths)
+        F.cross_entropy(logits, y).backward()
+        results.append([logits.detach()] + [p.grad for p in model.parameters()])
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+    params = [id(p) for p in fast.parameters()]
+    fast.set_engine("taught")
+    assert fast.engine == "taught" and all(type(m) is LstmLayer for m in fast.lstm)
+    assert [id(p) for p in fast.parameters()] == params
+    torch.testing.assert_close(fast(x, lengths), results[0][0], rtol=0, atol=1e-12)
+    fast.set_engine("fast")
+    torch.testing.assert_close(fast(x, lengths), results[0][0], rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="engine"):
+        fast.set_engine("turbo")
+
+
+def test_the_fast_engine_refuses_another_cell():
+    class Other(LstmCell):
+        pass
+
+    model = AudioNet(engine="taught", cell=Other, hiddenSize=8, convOutNum=4)
+    assert all(type(layer.cell) is Other for layer in model.lstm)
+    x, lengths = _batch()
+    assert model(x, lengths).shape == (3, 2)
+    with pytest.raises(ValueError, match="LstmCell only"):
+        model.set_engine("fast")
+    with pytest.raises(ValueError, match="LstmCell only"):
+        AudioNet(cell=Other)
 
 
 @pytest.mark.parametrize("layers", [1, 2, 3])
@@ -212,9 +267,12 @@ def test_float64_model_and_training_step():
     assert F.cross_entropy(model(x, lengths), y) < before
 
 
-def test_describe_shapes_default():
+@pytest.mark.parametrize("engine", ["fast", "taught"])
+def test_describe_shapes_default(engine):
     x, lengths = _batch()
-    stages = describe_shapes(AudioNet(), x, lengths)
+    model = AudioNet(engine=engine)
+    stages = describe_shapes(model, x, lengths)
+    assert model.engine == engine
     shapes = [s for _, s in stages]
     m = int(lengths.sum())
     assert shapes == [

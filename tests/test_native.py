@@ -218,7 +218,7 @@ def test_block1_kernel_routes_ties_to_the_even_output_as_max_pooling_does(use_na
         grads.append(model.conv_blocks()[0].weight.grad.clone())
     torch.testing.assert_close(grads[0], grads[1], **TOL[D64])
     model.zero_grad()
-    model.frontend_literal(frames).sum().backward()  # the modules themselves
+    model.frontend(frames).sum().backward()  # the modules themselves
     torch.testing.assert_close(grads[0], model.conv_blocks()[0].weight.grad, **TOL[D64])
 
 

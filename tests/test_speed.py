@@ -10,8 +10,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from emoser.nn import AudioNet, LstmLayer
+from emoser.nn import AudioNet, FastLstmLayer
 from emoser.nn.kernels import (
+    fast_frontend,
     frontend,
     frontend_gemm,
     frontend_receptive_field,
@@ -51,9 +52,9 @@ def test_the_literal_model_never_sees_the_samples_past_the_receptive_field():
     changed = frames.clone()
     changed[:, 382:] = torch.randn(4, 118, dtype=D64) * 100
     with torch.no_grad():
-        assert torch.equal(model.frontend_literal(frames), model.frontend_literal(changed))
+        assert torch.equal(model.frontend(frames), model.frontend(changed))
         changed[:, 381] += 1.0  # the last sample that is seen
-        assert not torch.equal(model.frontend_literal(frames), model.frontend_literal(changed))
+        assert not torch.equal(model.frontend(frames), model.frontend(changed))
 
 
 CONFIGS = [
@@ -90,7 +91,7 @@ def _compare_frontend_with_the_modules(config):
     for gemm in (True, False):
         model.zero_grad()
         model.gemm_frontend = gemm
-        out = model.frontend(frames)
+        out = fast_frontend(model, frames)  # gemm False: the taught modules, fast pooling
         (out * weight).sum().backward()
         results.append([out.detach()] + [p.grad.clone() for p in model.parameters()
                                           if p.grad is not None])
@@ -107,7 +108,7 @@ def test_frontend_gemm_in_chunks_and_float32(kernels):
     frames = torch.randn(600, 500)  # more than one chunk of block 1
     with torch.no_grad():
         torch.testing.assert_close(frontend_gemm(frames, model.frontend_plan, model.conv_blocks()),
-                                   model.frontend_literal(frames), rtol=1e-5, atol=1e-5)
+                                   model.frontend(frames), rtol=1e-5, atol=1e-5)
 
 
 def test_frontend_gemm_ties_go_to_the_first_element_as_in_max_pooling():
@@ -120,7 +121,7 @@ def test_frontend_gemm_ties_go_to_the_first_element_as_in_max_pooling():
     for gemm in (True, False):
         model.zero_grad()
         model.gemm_frontend = gemm
-        model.frontend(frames).sum().backward()
+        fast_frontend(model, frames).sum().backward()
         grads.append(model.conv1.weight.grad.clone())
     torch.testing.assert_close(grads[0], grads[1], rtol=0, atol=1e-12)
 
@@ -132,9 +133,9 @@ def test_frontend_gemm_refuses_what_it_cannot_do():
     with pytest.raises(ValueError, match="no gradient for the frames"):
         frontend_gemm(torch.zeros(2, 500, requires_grad=True), model.frontend_plan,
                       model.conv_blocks())
-    # the model itself falls back to the modules when the frames need a gradient
+    # the fast engine falls back to the modules when the frames need a gradient
     frames = torch.randn(2, 500, requires_grad=True)
-    model.frontend(frames).sum().backward()
+    fast_frontend(model, frames).sum().backward()
     assert frames.grad is not None and frames.grad[:, :382].abs().sum() > 0
     assert torch.all(frames.grad[:, 382:] == 0)
 
@@ -153,7 +154,7 @@ def test_lstm_recurrence_gradcheck():
 @pytest.mark.parametrize("last_only", [False, True])
 def test_fused_layer_equals_autograd_through_every_step(last_only):
     torch.manual_seed(4)
-    layer = LstmLayer(6, 5).double()
+    layer = FastLstmLayer(6, 5).double()
     x = torch.randn(4, 9, 6, dtype=D64)
     lengths = torch.tensor([9, 3, 7, 1])
     state = (torch.randn(4, 5, dtype=D64), torch.randn(4, 5, dtype=D64))
@@ -174,7 +175,8 @@ def test_fused_layer_equals_autograd_through_every_step(last_only):
 @pytest.mark.parametrize("layers", [2, 3])
 def test_wavefront_equals_the_layers_one_after_the_other(layers):
     torch.manual_seed(5)
-    stack = [LstmLayer(7, 5).double()] + [LstmLayer(5, 5).double() for _ in range(layers - 1)]
+    stack = [FastLstmLayer(7, 5).double()]
+    stack += [FastLstmLayer(5, 5).double() for _ in range(layers - 1)]
     x = torch.randn(4, 9, 7, dtype=D64)
     lengths = torch.tensor([9, 3, 7, 1])
     weight = torch.randn(4, 5, dtype=D64)
@@ -200,16 +202,13 @@ def test_wavefront_equals_the_layers_one_after_the_other(layers):
 def test_wavefront_refuses_what_it_cannot_do():
     x, lengths = torch.randn(2, 3, 4), torch.tensor([3, 1])
     with pytest.raises(ValueError, match="at least two"):
-        lstm_stack_last([LstmLayer(4, 5)], x, lengths)
+        lstm_stack_last([FastLstmLayer(4, 5)], x, lengths)
     with pytest.raises(ValueError, match="H -> H"):
-        lstm_stack_last([LstmLayer(4, 5), LstmLayer(5, 6)], x, lengths)
+        lstm_stack_last([FastLstmLayer(4, 5), FastLstmLayer(5, 6)], x, lengths)
 
 
 def _literal(model):
-    model.gemm_frontend = False
-    model.wavefront_lstm = False
-    for layer in model.lstm:
-        layer.fused = False
+    model.set_engine("taught")  # the modules and the cell, step by step, as chapters 3-5 teach
     return model
 
 
@@ -269,7 +268,7 @@ def test_speed_functions_on_cuda_in_float32():
     torch.manual_seed(9)
     model = AudioNet()
     frames = torch.randn(600, 500)
-    stack = [LstmLayer(7, 5), LstmLayer(5, 5)]
+    stack = [FastLstmLayer(7, 5), FastLstmLayer(5, 5)]
     x, lengths = torch.randn(4, 9, 7), torch.tensor([9, 3, 7, 1])
     xg, w_h = torch.randn(6, 3, 8), torch.randn(8, 2)
     h0, c0 = torch.randn(3, 2), torch.randn(3, 2)

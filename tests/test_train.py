@@ -273,7 +273,7 @@ def test_checkpoint_round_trip(tmp_path, toy_sets):
     loaded, meta = train.load_checkpoint(path)
     assert type(loaded) is AudioNet and not loaded.training
     assert meta["model_kwargs"] == {**SMALL, "convKernelSize": 5, "lstmLayerNum": 2,
-                                    "sharedConv": False}
+                                    "sharedConv": False, "engine": "fast"}
     a, b = model.state_dict(), loaded.state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert meta["classes"] == ["happy", "sad"] and meta["normalizer"] == {"mean": 0.25, "std": 2.0}
@@ -283,6 +283,21 @@ def test_checkpoint_round_trip(tmp_path, toy_sets):
     x, lengths, _ = collate_frames([test_set[i] for i in range(6)])
     with torch.no_grad():
         assert torch.equal(model(x, lengths), loaded(x, lengths))
+
+
+def test_checkpoint_keeps_the_engine_and_older_ones_load_fast(tmp_path):
+    torch.manual_seed(3)
+    model = AudioNet(**SMALL, engine="taught")
+    path = train.save_checkpoint(tmp_path / "taught.pt", model)
+    loaded, meta = train.load_checkpoint(path)
+    assert meta["model_kwargs"]["engine"] == loaded.engine == "taught"
+    payload = torch.load(path, weights_only=True)
+    del payload["model_kwargs"]["engine"]  # as checkpoints written before the engine existed
+    torch.save(payload, tmp_path / "old.pt")
+    old, _ = train.load_checkpoint(tmp_path / "old.pt")
+    assert old.engine == "fast"
+    a, b = loaded.state_dict(), old.state_dict()  # the same weights under either engine
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_checkpoint_needs_constructor_arguments(tmp_path):

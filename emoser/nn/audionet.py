@@ -2,10 +2,10 @@
 
 Input ``N × T × D`` (zero-padded frame sequences) and the true lengths ``N``;
 output logits ``N × numClass``. Only the valid frames go through the CNN;
-padded frames never touch it. By default the front-end and the LSTM stack are
-computed by :mod:`emoser.nn.kernels` (the same function, faster; chapter 8); the
-switches ``gemm_frontend``, ``wavefront_lstm`` and ``LstmLayer.fused`` turn
-them back into the literal modules.
+padded frames never touch it. The class is the model as taught (chapter 5): the modules
+applied one after the other. ``engine="fast"`` (the default, chapter 8) computes the same
+function with the same parameters by :mod:`emoser.nn.kernels`; ``engine="taught"`` runs the
+code below, with any cell class.
 
 Chapter: chapters/05_audionet.ipynb
 """
@@ -17,58 +17,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..common import DEFAULT_FRAME_LENGTH
-from .kernels.frontend import frontend_gemm
-from .kernels.plan import frontend_receptive_field, needed_lengths
-from .kernels.recurrence import lstm_stack_last
-from .lstm import LstmLayer
+from .kernels.engine import fast_forward, use_engine
+from .kernels.plan import needed_lengths
+from .kernels.pool import relu_max_pool2
+from .lstm import LstmCell, LstmLayer
 
-__all__ = ["AudioNet", "min_frame_length", "describe_shapes", "relu_max_pool2"]
-
-
-class _ReluMaxPool2(torch.autograd.Function):
-    """``max_pool1d(relu(y), 2, 2)`` whose backward keeps two boolean masks, not int64 indices."""
-
-    @staticmethod
-    def forward(ctx, y):
-        half = y.shape[-1] // 2  # an odd last sample is dropped, as max pooling does
-        left, right = y[..., 0:2 * half:2], y[..., 1:2 * half:2]
-        take_left = left >= right  # ties go to the first element, as in max_pool1d
-        out = torch.where(take_left, left, right).clamp_min_(0)  # ReLU commutes with max
-        ctx.save_for_backward(take_left, out > 0)
-        ctx.length = y.shape[-1]
-        return out
-
-    @staticmethod
-    def backward(ctx, grad):
-        take_left, positive = ctx.saved_tensors
-        grad = grad * positive  # the ReLU's gradient: 0 where the output is 0
-        half = grad.shape[-1]
-        grad_y = grad.new_zeros(grad.shape[:-1] + (ctx.length,))
-        grad_y[..., 0:2 * half:2] = grad * take_left
-        grad_y[..., 1:2 * half:2] = grad * ~take_left
-        return grad_y
-
-
-def relu_max_pool2(y: torch.Tensor) -> torch.Tensor:
-    """ReLU, then max pooling 2/2 over the last axis: ``F.max_pool1d(F.relu(y), 2, 2)``.
-
-    The same values and the same gradients (ties go to the first element, as in
-    ``max_pool1d``), computed faster: the forward takes the larger of each pair, the backward
-    routes the gradient with two boolean masks instead of the int64 indices that
-    ``max_pool1d`` stores and scatters. Chapter 8 measures what this saves in training.
-
-    Chapter: chapters/08_speed.ipynb
-
-    Args:
-        y (torch.Tensor): ``... × L`` (e.g. ``M × C × L`` convolution outputs).
-
-    Returns:
-        torch.Tensor: ``... × ⌊L/2⌋``.
-    """
-    if y.shape[-1] < 2:
-        raise ValueError("relu_max_pool2 needs at least 2 samples on the last axis, "
-                         f"got {tuple(y.shape)}")
-    return _ReluMaxPool2.apply(y)
+__all__ = ["AudioNet", "min_frame_length", "describe_shapes", "relu_max_pool2",
+           "check_arguments", "check_batch"]
 
 
 def min_frame_length(convLayerNum: int = 3, convKernelSize: int = 5) -> int:
@@ -94,6 +49,52 @@ def min_frame_length(convLayerNum: int = 3, convKernelSize: int = 5) -> int:
     return 2 * inputs[0]  # average pooling 2/2 before block 1
 
 
+def check_arguments(numClass, inDim, convLayerNum, convOutNum, convKernelSize, hiddenSize,
+                    lstmLayerNum) -> None:
+    """Raise a one-line ``ValueError`` for sizes AudioNet cannot be built with.
+
+    Chapter: chapters/05_audionet.ipynb
+    """
+    for name, value in (("numClass", numClass), ("inDim", inDim),
+                        ("convLayerNum", convLayerNum), ("convOutNum", convOutNum),
+                        ("convKernelSize", convKernelSize), ("hiddenSize", hiddenSize),
+                        ("lstmLayerNum", lstmLayerNum)):
+        if int(value) < 1:
+            raise ValueError(f"AudioNet: {name} must be >= 1, got {value}")
+    minimum = min_frame_length(convLayerNum, convKernelSize)
+    if inDim < minimum:
+        raise ValueError(
+            f"AudioNet: frame length inDim={inDim} is too short for {convLayerNum} "
+            f"convolution blocks with kernel {convKernelSize}; "
+            f"the minimum frame length is {minimum} samples"
+        )
+
+
+def check_batch(model, x: torch.Tensor, lengths) -> torch.Tensor:
+    """Check a batch for ``model`` (shape ``N × T × inDim``, the model's dtype, lengths in
+    ``1..T``); return the lengths as a ``LongTensor`` on ``x``'s device (``None``: all ``T``).
+
+    Chapter: chapters/05_audionet.ipynb
+    """
+    if x.ndim != 3 or x.shape[2] != model.inDim:
+        raise ValueError(f"AudioNet expects input N × T × {model.inDim}, got {tuple(x.shape)}")
+    if x.dtype != model.fc.weight.dtype:
+        raise ValueError(
+            f"AudioNet: input dtype {x.dtype} differs from the model's {model.fc.weight.dtype}; "
+            f"convert one of them (e.g. model.double() or x.float())"
+        )
+    n, t_pad, _ = x.shape
+    if lengths is None:
+        return torch.full((n,), t_pad, dtype=torch.long, device=x.device)
+    lengths = torch.as_tensor(lengths, dtype=torch.long, device=x.device)
+    if lengths.shape != (n,):
+        raise ValueError(f"AudioNet: lengths must have shape ({n},), got {tuple(lengths.shape)}")
+    lo, hi = int(lengths.min()), int(lengths.max())
+    if lo < 1 or hi > t_pad:
+        raise ValueError(f"AudioNet: lengths must lie in 1..{t_pad}, got min {lo}, max {hi}")
+    return lengths
+
+
 class AudioNet(nn.Module):
     """CNN front-end per frame + LSTM over frames + linear classifier.
 
@@ -110,6 +111,10 @@ class AudioNet(nn.Module):
             returns each sequence's state at its last valid step.
         sharedConv (bool): ``True`` (as in the original exercise): blocks 2 … convLayerNum
             all apply one and the same ``Conv1d`` module; ``False``: each has its own.
+        engine (str): ``"taught"``: the code of this class, step by step; ``"fast"``: the
+            same function by :mod:`emoser.nn.kernels` (chapter 8). See :meth:`set_engine`.
+        cell (type): The LSTM cell class of every layer (``"fast"`` needs
+            :class:`~emoser.nn.LstmCell`).
 
     Attributes:
         feature_size (int): ``F``, the features per frame after the CNN
@@ -120,211 +125,89 @@ class AudioNet(nn.Module):
         fc (nn.Linear): ``hiddenSize → numClass``.
     """
 
-    def __init__(self, numClass: int = 2, inDim: int = DEFAULT_FRAME_LENGTH, convLayerNum: int = 3,
-                 convOutNum: int = 64, convKernelSize: int = 5, hiddenSize: int = 64,
-                 lstmLayerNum: int = 2, sharedConv: bool = True):
+    def __init__(self, numClass=2, inDim=DEFAULT_FRAME_LENGTH, convLayerNum=3, convOutNum=64,
+                 convKernelSize=5, hiddenSize=64, lstmLayerNum=2, sharedConv=True,
+                 engine="fast", cell=LstmCell):
         super().__init__()
-        for name, value in (("numClass", numClass), ("inDim", inDim),
-                            ("convLayerNum", convLayerNum), ("convOutNum", convOutNum),
-                            ("convKernelSize", convKernelSize), ("hiddenSize", hiddenSize),
-                            ("lstmLayerNum", lstmLayerNum)):
-            if int(value) < 1:
-                raise ValueError(f"AudioNet: {name} must be >= 1, got {value}")
-        minimum = min_frame_length(convLayerNum, convKernelSize)
-        if inDim < minimum:
-            raise ValueError(
-                f"AudioNet: frame length inDim={inDim} is too short for {convLayerNum} "
-                f"convolution blocks with kernel {convKernelSize}; "
-                f"the minimum frame length is {minimum} samples"
-            )
-        self.numClass, self.inDim = int(numClass), int(inDim)
-        self.convLayerNum, self.convOutNum = int(convLayerNum), int(convOutNum)
-        self.convKernelSize, self.hiddenSize = int(convKernelSize), int(hiddenSize)
-        self.lstmLayerNum, self.sharedConv = int(lstmLayerNum), bool(sharedConv)
-
+        check_arguments(numClass, inDim, convLayerNum, convOutNum, convKernelSize, hiddenSize,
+                        lstmLayerNum)
+        self.numClass, self.inDim, self.sharedConv = numClass, inDim, sharedConv
+        self.convLayerNum, self.convOutNum, self.convKernelSize = (convLayerNum, convOutNum,
+                                                                   convKernelSize)
+        self.hiddenSize, self.lstmLayerNum = hiddenSize, lstmLayerNum
         self.avgpool = nn.AvgPool1d(2, 2)
         self.conv1 = nn.Conv1d(1, convOutNum, convKernelSize, stride=2)
-        n_rest = convLayerNum - 1
-        n_modules = min(n_rest, 1) if sharedConv else n_rest
+        n_rest = convLayerNum - 1  # blocks 2 … convLayerNum: one shared module, or one each
         self.conv_rest = nn.ModuleList(
-            nn.Conv1d(convOutNum, convOutNum, convKernelSize, stride=2) for _ in range(n_modules)
-        )
+            nn.Conv1d(convOutNum, convOutNum, convKernelSize, stride=2)
+            for _ in range(min(n_rest, 1) if sharedConv else n_rest))
         self.maxpool = nn.MaxPool1d(2, 2)
-        self.frontend_plan = frontend_receptive_field(self.inDim, self.convLayerNum,
-                                                      self.convKernelSize)
-        self.feature_size = self.frontend_width()
+        with torch.no_grad():  # F: push one all-zero frame through the CNN, read the width
+            self.feature_size = self.frontend(torch.zeros(1, inDim)).shape[1]
         sizes = [self.feature_size] + [hiddenSize] * lstmLayerNum
-        self.lstm = nn.ModuleList(LstmLayer(sizes[k], sizes[k + 1]) for k in range(lstmLayerNum))
+        self.lstm = nn.ModuleList(LstmLayer(sizes[k], sizes[k + 1], cell)
+                                  for k in range(lstmLayerNum))
         self.fc = nn.Linear(hiddenSize, numClass)
+        self.set_engine(engine)
 
-    #: ``True``: the front-end applies ReLU and max pooling with :func:`relu_max_pool2`
-    #: (the same numbers, faster); ``False``: with ``F.relu`` and ``nn.MaxPool1d``, as
-    #: written in the original. Chapter 8 times both.
-    fast_pool: bool = True
-
-    #: ``True``: :meth:`frontend` computes the same function as matrix products with a
-    #: hand-written backward pass (:func:`emoser.nn.kernels.frontend_gemm`, only the samples that
-    #: reach the output); ``False``: with the modules, as written below. Chapter 8 times both.
-    gemm_frontend: bool = True
-
-    #: ``True``: with two or more LSTM layers on their fused path, run them together as a
-    #: wavefront (:func:`emoser.nn.kernels.lstm_stack_last`, the same result); ``False``: one
-    #: layer after the other, as written in :meth:`_forward`. Chapter 8 times both.
-    wavefront_lstm: bool = True
-
-    def conv_blocks(self):
-        """The convolution applied in each block, in order (the same module repeats if shared).
+    def set_engine(self, engine):
+        """``"taught"``: run the code of this class; ``"fast"``: the same function, same
+        parameters, by :mod:`emoser.nn.kernels` (chapter 8). Switches in place.
 
         Chapter: chapters/05_audionet.ipynb
+        """
+        self.engine = use_engine(self, engine)  # swaps the layers' class, keeps every parameter
 
-        Returns:
-            list[nn.Conv1d]: ``convLayerNum`` entries.
+    def conv_blocks(self):
+        """The convolution of each block, in order (the same module repeats if shared).
+
+        Chapter: chapters/05_audionet.ipynb
         """
         rest = [self.conv_rest[0 if self.sharedConv else k] for k in range(self.convLayerNum - 1)]
         return [self.conv1] + rest
 
-    def frontend(self, frames: torch.Tensor, trace: list | None = None) -> torch.Tensor:
+    def frontend(self, frames):
         """Features of independent frames: ``M × D`` → ``M × F``.
 
-        With ``gemm_frontend`` (the default) and no ``trace``, the same function is computed
-        by :func:`emoser.nn.kernels.frontend_gemm` (chapter 8); otherwise by
-        :meth:`frontend_literal`, the modules applied one after the other.
-
-        Chapter: chapters/05_audionet.ipynb
-
-        Args:
-            frames (torch.Tensor): ``M × D`` frames.
-            trace (list | None): If given, ``(stage name, shape)`` pairs are appended.
-
-        Returns:
-            torch.Tensor: ``M × F`` features.
-        """
-        if self.gemm_frontend and trace is None and not frames.requires_grad and frames.ndim == 2:
-            return frontend_gemm(frames, self.frontend_plan, self.conv_blocks())
-        return self.frontend_literal(frames, trace)
-
-    def frontend_literal(self, frames: torch.Tensor, trace: list | None = None) -> torch.Tensor:
-        """The front-end as the spec writes it: average pooling, then per block conv, ReLU,
-        max pooling.
-
-        Arguments and result as in :meth:`frontend`; this also gives the frames a gradient.
-
         Chapter: chapters/05_audionet.ipynb
         """
-        def note(name, value):
-            if trace is not None:
-                trace.append((name, tuple(value.shape)))
-            return value
+        y = self.avgpool(frames.unsqueeze(1))  # M × 1 × D/2: each frame is one channel
+        for conv in self.conv_blocks():
+            y = self.maxpool(F.relu(conv(y)))  # M × C × L: the length about quarters
+        return y.flatten(1)  # M × F
 
-        y = note("frames as channels (M×1×D)", frames.unsqueeze(1))
-        y = note("average pooling 2/2", self.avgpool(y))
-        for k, conv in enumerate(self.conv_blocks(), start=1):
-            shared = " (shared)" if self.sharedConv and k > 1 else ""
-            if self.fast_pool:  # the same numbers as the else branch, computed faster
-                y = note(f"conv{k}{shared} + ReLU", conv(y))  # ReLU(conv) has the conv's shape
-                y = note(f"max pooling {k}", relu_max_pool2(y))
-            else:
-                y = note(f"conv{k}{shared} + ReLU", F.relu(conv(y)))
-                y = note(f"max pooling {k}", self.maxpool(y))
-        return note("flatten (M×F)", y.flatten(1))
-
-    def frontend_width(self) -> int:
-        """``F``: the number of features the front-end makes of one frame.
-
-        Pushes one all-zero frame through the CNN and reads the width of the result.
-
-        Chapter: chapters/05_audionet.ipynb
-        """
-        with torch.no_grad():
-            return int(self.frontend(torch.zeros(1, self.inDim)).shape[1])
-
-    def sequence_features(self, x: torch.Tensor, lengths: torch.Tensor,
-                          trace: list | None = None) -> torch.Tensor:
-        """Front-end features of the valid frames only, scattered back into padded sequences.
-
-        The padded frames never go through the CNN: the valid frames of the whole batch are
-        gathered (``M = sum(lengths)`` of them), the front-end turns them into features, and
-        the features are put back at their places; padded steps hold zeros.
-
-        Args:
-            x (torch.Tensor): ``N × T × D`` zero-padded frames.
-            lengths (torch.Tensor): ``N`` valid frame counts in ``1..T``.
-            trace (list | None): If given, ``(stage name, shape)`` pairs are appended.
-
-        Returns:
-            torch.Tensor: ``N × T' × F`` features, ``T' = max(lengths)``.
+    def sequence_features(self, x, lengths):
+        """Front-end features of the valid frames only, put back into padded sequences:
+        ``N × T × D`` → ``N × T' × F`` (``T' = max(lengths)``, zeros at padded steps).
 
         Chapter: chapters/05_audionet.ipynb
         """
         n, steps = x.shape[0], int(lengths.max())
         x = x[:, :steps]  # padding beyond the longest sequence is never used
         mask = torch.arange(steps, device=x.device).view(1, steps) < lengths.view(n, 1)
-        feats = self.frontend(x[mask], trace)  # only valid frames: M = sum(lengths)
-        seq = x.new_zeros(n, steps, self.feature_size).index_put((mask,), feats)
-        if trace is not None:
-            trace.append(("features scattered back (N×T×F)", tuple(seq.shape)))
-        return seq
+        feats = self.frontend(x[mask])  # only the valid frames: M = sum(lengths)
+        return x.new_zeros(n, steps, self.feature_size).index_put((mask,), feats)
 
-    def _forward(self, x: torch.Tensor, lengths=None, trace: list | None = None) -> torch.Tensor:
-        if x.ndim != 3 or x.shape[2] != self.inDim:
-            raise ValueError(f"AudioNet expects input N × T × {self.inDim}, got {tuple(x.shape)}")
-        if x.dtype != self.fc.weight.dtype:
-            raise ValueError(
-                f"AudioNet: input dtype {x.dtype} differs from the model's {self.fc.weight.dtype}; "
-                f"convert one of them (e.g. model.double() or x.float())"
-            )
-        n, t_pad, _ = x.shape
-        if trace is not None:
-            trace.append(("input (N×T×D)", tuple(x.shape)))
-        if lengths is None:
-            lengths = torch.full((n,), t_pad, dtype=torch.long, device=x.device)
-        else:
-            lengths = torch.as_tensor(lengths, dtype=torch.long, device=x.device)
-            if lengths.shape != (n,):
-                raise ValueError(f"AudioNet: lengths must have shape ({n},), "
-                                 f"got {tuple(lengths.shape)}")
-            lo, hi = int(lengths.min()), int(lengths.max())
-            if lo < 1 or hi > t_pad:
-                raise ValueError(f"AudioNet: lengths must lie in 1..{t_pad}, "
-                                 f"got min {lo}, max {hi}")
-        seq = self.sequence_features(x, lengths, trace)
-        if trace is None and self._use_wavefront():
-            return self.fc(F.relu(lstm_stack_last(self.lstm, seq, lengths)))
-        h = seq
-        for k, layer in enumerate(self.lstm[:-1], start=1):
-            h, _ = layer(h, lengths)
-            if trace is not None:
-                trace.append((f"LSTM {k}, all steps (N×T×H)", tuple(h.shape)))
-        h, _ = self.lstm[-1](h, lengths, last_only=True)
-        if trace is not None:
-            trace.append((f"LSTM {len(self.lstm)}, last valid step (N×H)", tuple(h.shape)))
-        logits = self.fc(F.relu(h))
-        if trace is not None:
-            trace.append(("ReLU + linear: logits (N×numClass)", tuple(logits.shape)))
-        return logits
-
-    def _use_wavefront(self) -> bool:
-        return (self.wavefront_lstm and len(self.lstm) >= 2
-                and all(layer.fast and layer.fused for layer in self.lstm))
-
-    def forward(self, x: torch.Tensor, lengths=None) -> torch.Tensor:
-        """Classify padded frame sequences.
+    def forward(self, x, lengths=None):
+        """Logits ``N × numClass`` for padded frames ``x`` (``N × T × D``, the model's dtype)
+        with ``N`` valid frame counts ``lengths`` in ``1..T`` (``None``: all ``T``).
 
         Chapter: chapters/05_audionet.ipynb
-
-        Args:
-            x (torch.Tensor): ``N × T × D`` zero-padded frames (dtype of the model).
-            lengths: ``N`` valid frame counts in ``1..T`` (``LongTensor``); ``None`` means
-                all ``T``.
-
-        Returns:
-            torch.Tensor: Logits ``N × numClass`` (feed to ``cross_entropy``).
         """
-        return self._forward(x, lengths)
+        lengths = check_batch(self, x, lengths)
+        if self.engine == "fast":  # chapter 8: the same function by the fused kernels
+            return fast_forward(self, x, lengths)
+        h = self.sequence_features(x, lengths)
+        for layer in self.lstm[:-1]:
+            h, _ = layer(h, lengths)  # N × T' × H: every step
+        h, _ = self.lstm[-1](h, lengths, last_only=True)  # N × H: each last valid step
+        return self.fc(F.relu(h))
 
 
 def describe_shapes(model: AudioNet, x: torch.Tensor, lengths=None) -> list:
     """Shape of the data at every stage of AudioNet, for one batch.
+
+    Runs the model once on its taught engine, with forward hooks on its modules.
 
     Chapter: chapters/05_audionet.ipynb
 
@@ -337,7 +220,49 @@ def describe_shapes(model: AudioNet, x: torch.Tensor, lengths=None) -> list:
         list[tuple[str, tuple[int, ...]]]: ``(stage name, shape)`` pairs, input first, logits last.
         ``M`` in the names is the number of valid frames, ``sum(lengths)``.
     """
-    trace = []
-    with torch.no_grad():
-        model._forward(x, lengths, trace)
+    trace = [("input (N×T×D)", tuple(x.shape))]
+    blocks = {"conv": 0, "pool": 0}
+    shared = {id(m) for m in model.conv_blocks()[1:]} if model.sharedConv else set()
+
+    def hook(kind):
+        def record(module, inputs, output):
+            if kind == "avgpool":
+                trace.append(("frames as channels (M×1×D)", tuple(inputs[0].shape)))
+                trace.append(("average pooling 2/2", tuple(output.shape)))
+            elif kind == "conv":
+                blocks["conv"] += 1
+                k = blocks["conv"]
+                note = " (shared)" if id(module) in shared and k > 1 else ""
+                trace.append((f"conv{k}{note} + ReLU", tuple(output.shape)))
+            elif kind == "maxpool":
+                blocks["pool"] += 1
+                trace.append((f"max pooling {blocks['pool']}", tuple(output.shape)))
+                if blocks["pool"] == model.convLayerNum:
+                    trace.append(("flatten (M×F)", (output.shape[0], output[0].numel())))
+            elif kind == "lstm0":
+                trace.append(("features scattered back (N×T×F)", tuple(inputs[0].shape)))
+            elif kind == "fc":
+                trace.append(("ReLU + linear: logits (N×numClass)", tuple(output.shape)))
+        return record
+
+    handles = [model.avgpool.register_forward_hook(hook("avgpool")),
+               model.maxpool.register_forward_hook(hook("maxpool")),
+               model.lstm[0].register_forward_hook(hook("lstm0")),
+               model.fc.register_forward_hook(hook("fc"))]
+    handles += [conv.register_forward_hook(hook("conv")) for conv in
+                {id(c): c for c in model.conv_blocks()}.values()]
+    for k, layer in enumerate(model.lstm, start=1):
+        last = k == len(model.lstm)
+        name = (f"LSTM {k}, last valid step (N×H)" if last else f"LSTM {k}, all steps (N×T×H)")
+        handles.append(layer.register_forward_hook(
+            lambda module, inputs, output, name=name: trace.append((name, tuple(output[0].shape)))))
+    engine = model.engine
+    try:
+        model.set_engine("taught")
+        with torch.no_grad():
+            model(x, lengths)
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.set_engine(engine)
     return trace

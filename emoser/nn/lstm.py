@@ -7,9 +7,9 @@ over the concatenation ``[x_t, h_{t-1}]``::
     o = σ(W_o[x,h] + b_o)    g = tanh(W_g[x,h] + b_g)
     c_t = f ⊙ c_{t-1} + i ⊙ g,    h_t = o ⊙ tanh(c_t)
 
-The layer runs the same equations, but regroups the arithmetic: the input
-part of all four gates for all time steps is one matrix product before the
-loop, and each step needs only one product with ``h_{t-1}``.
+The layer calls the cell at every step in a plain loop. Its fast subclass
+(:class:`emoser.nn.kernels.FastLstmLayer`, chapter 8) computes the same function with the
+same parameters.
 
 Chapter: chapters/03_lstm_cell.ipynb (cell), chapters/04_lstm_layer.ipynb (layer)
 """
@@ -20,12 +20,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .kernels.recurrence import lstm_recurrence
-
 __all__ = [
     "LstmCell",
     "LstmLayer",
-    "fast_steps",
+    "check_sequences",
     "torch_gate_weights",
     "copy_to_torch_lstm",
     "copy_to_torch_lstm_cell",
@@ -48,46 +46,27 @@ class LstmCell(nn.Module):
 
     def __init__(self, input_size: int, hidden_size: int):
         super().__init__()
-        if input_size < 1 or hidden_size < 1:
-            raise ValueError("input_size and hidden_size must be >= 1, "
-                             f"got {input_size}, {hidden_size}")
-        self.input_size = int(input_size)
-        self.hidden_size = int(hidden_size)
-        n = self.input_size + self.hidden_size
-        self.input_gate = nn.Linear(n, self.hidden_size)
-        self.forget_gate = nn.Linear(n, self.hidden_size)
-        self.output_gate = nn.Linear(n, self.hidden_size)
-        self.candidate = nn.Linear(n, self.hidden_size)
+        self.input_size, self.hidden_size = input_size, hidden_size
+        n = input_size + hidden_size  # each gate sees [x_t, h_{t-1}]
+        self.input_gate = nn.Linear(n, hidden_size)
+        self.forget_gate = nn.Linear(n, hidden_size)
+        self.output_gate = nn.Linear(n, hidden_size)
+        self.candidate = nn.Linear(n, hidden_size)
 
-    def zero_state(self, x: torch.Tensor):
-        """Zero ``(h, c)`` for a batch like ``x`` (same device and dtype).
+    def zero_state(self, x):
+        """Zero ``(h, c)``, each ``N × H``, on the device and in the dtype of ``x`` (``N × I``).
 
         Chapter: chapters/03_lstm_cell.ipynb
-
-        Args:
-            x (torch.Tensor): ``N × I`` (or ``N × T × I``) input; only batch size, device,
-                dtype are used.
-
-        Returns:
-            tuple: ``(h, c)``, both ``N × H`` zeros.
         """
         h = x.new_zeros(x.shape[0], self.hidden_size)
         return h, h.clone()
 
-    def forward(self, x: torch.Tensor, state=None):
-        """Advance one time step.
+    def forward(self, x, state=None):
+        """One step: ``x`` (``N × I``) and ``(h, c)`` (each ``N × H``, ``None``: zeros) give
+        the next ``(h, c)``.
 
         Chapter: chapters/03_lstm_cell.ipynb
-
-        Args:
-            x (torch.Tensor): Input ``N × I``.
-            state (tuple | None): ``(h, c)``, each ``N × H``; ``None`` means zeros.
-
-        Returns:
-            tuple: ``(h_t, c_t)``, each ``N × H``.
         """
-        if x.ndim != 2 or x.shape[1] != self.input_size:
-            raise ValueError(f"LstmCell expects input N × {self.input_size}, got {tuple(x.shape)}")
         h, c = self.zero_state(x) if state is None else state
         xh = torch.cat([x, h], dim=1)
         i = torch.sigmoid(self.input_gate(xh))
@@ -99,8 +78,19 @@ class LstmCell(nn.Module):
         return h, c
 
 
-def _check_lengths(lengths, n: int, t: int, device) -> torch.Tensor:
-    lengths = torch.as_tensor(lengths, dtype=torch.long, device=device)
+def check_sequences(x: torch.Tensor, lengths, input_size: int) -> torch.Tensor:
+    """Check a padded batch ``x`` (``N × T × I``) and its lengths; return the lengths as a
+    ``LongTensor`` on ``x``'s device (all ``T`` when ``lengths`` is ``None``).
+
+    Chapter: chapters/04_lstm_layer.ipynb
+    """
+    if x.ndim != 3 or x.shape[2] != input_size or x.shape[1] == 0:
+        raise ValueError(f"LstmLayer expects input N × T × {input_size} with T >= 1, "
+                         f"got {tuple(x.shape)}")
+    n, t = x.shape[:2]
+    if lengths is None:
+        return torch.full((n,), t, dtype=torch.long, device=x.device)
+    lengths = torch.as_tensor(lengths, dtype=torch.long, device=x.device)
     if lengths.shape != (n,):
         raise ValueError(f"lengths must have shape ({n},), got {tuple(lengths.shape)}")
     lo, hi = int(lengths.min()), int(lengths.max())
@@ -109,153 +99,65 @@ def _check_lengths(lengths, n: int, t: int, device) -> torch.Tensor:
     return lengths
 
 
-def fast_steps(xg: torch.Tensor, w_h: torch.Tensor, h: torch.Tensor, c: torch.Tensor):
-    """The LSTM steps of the fast path: one state product per step, the gates of chapter 3.
-
-    The input part of every gate at every step is already in ``xg`` (one product for all
-    steps); each step adds the state part ``h W_hᵀ`` and applies the cell's equations.
-
-    Args:
-        xg (torch.Tensor): ``T × N × 4H`` input parts of the gates (input, forget,
-            output, candidate), biases included.
-        w_h (torch.Tensor): ``4H × H`` state weights of the four gates.
-        h, c (torch.Tensor): the state before the first step, each ``N × H``.
-
-    Returns:
-        tuple[list, list]: the states ``h_t`` and ``c_t`` of every step.
-
-    Chapter: chapters/04_lstm_layer.ipynb
-    """
-    hid = w_h.shape[1]
-    w_h_t = w_h.t()
-    hs, cs = [], []
-    for xg_t in xg.unbind(0):
-        z = torch.addmm(xg_t, h, w_h_t)
-        ifo = torch.sigmoid(z[:, : 3 * hid])
-        g = torch.tanh(z[:, 3 * hid:])
-        i, f, o = ifo.chunk(3, dim=1)
-        c = f * c + i * g
-        h = o * torch.tanh(c)
-        hs.append(h)
-        cs.append(c)
-    return hs, cs
-
-
 class LstmLayer(nn.Module):
     """An LSTM layer: the cell run over ``t = 0 … T-1`` from a zero state.
 
-    With ``lengths`` the loop stops at the longest sequence; all-step outputs
-    are zero after each sequence's end (as ``torch.nn.LSTM`` on a packed batch
-    gives them), and ``last_only=True`` returns each sequence's state at its own
-    step ``length - 1``, picked with ``gather`` (no loop over the batch).
+    With ``lengths`` the loop stops at the longest sequence; all-step outputs are zero after
+    each sequence's end (as ``torch.nn.LSTM`` on a packed batch gives them), and
+    ``last_only=True`` returns each sequence's state at its own step ``length - 1``, picked
+    with ``gather`` (no loop over the batch).
 
     Chapter: chapters/04_lstm_layer.ipynb
 
     Args:
         input_size (int): Size ``I`` of each input step.
         hidden_size (int): Size ``H`` of the state.
-        fast (bool): Default evaluation path. ``True``: one input product for all
-            steps and one state product per step (same equations, same parameters);
-            ``False``: call the literal :class:`LstmCell` at every step.
-        fused (bool): With the fast path, run the recurrence as one autograd node whose
-            backward pass through time is written by hand
-            (:func:`emoser.nn.kernels.lstm_recurrence`, chapter 8); ``False``: let autograd
-            record every step.
+        cell (type): The cell class to build and call at every step
+            (``cell(input_size, hidden_size)``, called as ``cell(x_t, (h, c))``).
 
     Attributes:
-        cell (LstmCell): Holds the four gate layers (the only parameters).
+        cell (nn.Module): The cell (its gate layers are the layer's only parameters).
     """
 
-    def __init__(self, input_size: int, hidden_size: int, fast: bool = True, fused: bool = True):
+    def __init__(self, input_size: int, hidden_size: int, cell=LstmCell):
         super().__init__()
-        self.cell = LstmCell(input_size, hidden_size)
-        self.input_size = self.cell.input_size
-        self.hidden_size = self.cell.hidden_size
-        self.fast = bool(fast)
-        self.fused = bool(fused)
+        self.input_size, self.hidden_size = input_size, hidden_size
+        self.cell = cell(input_size, hidden_size)
 
-    def stacked_weights(self):
-        """The four gates' parameters regrouped (differentiably) for the fast path.
-
-        Chapter: chapters/04_lstm_layer.ipynb
-
-        Returns:
-            tuple: ``W_x`` (``4H × I``), ``W_h`` (``4H × H``), ``b`` (``4H``),
-            gate blocks in the order input, forget, output, candidate.
-        """
-        cell = self.cell
-        gates = (cell.input_gate, cell.forget_gate, cell.output_gate, cell.candidate)
-        w = torch.cat([g.weight for g in gates], dim=0)
-        b = torch.cat([g.bias for g in gates], dim=0)
-        return w[:, : self.input_size], w[:, self.input_size:], b
-
-    def forward(self, x: torch.Tensor, lengths=None, last_only: bool = False, state=None,
-                fast: bool | None = None, fused: bool | None = None):
-        """Run the layer over a (padded) batch of sequences.
+    def forward(self, x, lengths=None, last_only=False, state=None):
+        """Run the cell over a padded batch ``x`` (``N × T × I``) with ``N`` valid ``lengths``
+        (``None``: all ``T``) from ``state`` (``None``: zeros). Returns ``(h, c)``: each
+        ``N × H`` at every sequence's last valid step if ``last_only``, else ``N × T × H``.
 
         Chapter: chapters/04_lstm_layer.ipynb
-
-        Args:
-            x (torch.Tensor): ``N × T × I``.
-            lengths: Valid steps per sequence (``N`` integers in ``1..T``); ``None`` means
-                all ``T``.
-            last_only (bool): Return only each sequence's state at step ``length - 1``.
-            state (tuple | None): Initial ``(h, c)``, each ``N × H``; ``None`` means zeros.
-            fast (bool | None): Override the layer's ``fast`` setting for this call.
-            fused (bool | None): Override the layer's ``fused`` setting for this call.
-
-        Returns:
-            tuple: ``(h_last, c_last)`` (each ``N × H``) if ``last_only``, else
-            ``(h_all, c_all)`` (each ``N × T × H``).
         """
-        if x.ndim != 3 or x.shape[2] != self.input_size:
-            raise ValueError(f"LstmLayer expects input N × T × {self.input_size}, "
-                             f"got {tuple(x.shape)}")
-        n, t_pad, _ = x.shape
-        if t_pad == 0:
-            raise ValueError("LstmLayer got sequences with T = 0 steps")
-        if lengths is not None:
-            lengths = _check_lengths(lengths, n, t_pad, x.device)
-            steps = int(lengths.max())
-        else:
-            steps = t_pad
-        h, c = self.cell.zero_state(x) if state is None else state
-        use_fast = self.fast if fast is None else fast
-        use_fused = use_fast and (self.fused if fused is None else fused)
+        lengths = check_sequences(x, lengths, self.input_size)
+        steps = int(lengths.max())  # no step beyond the longest sequence
+        if state is None:
+            state = (x.new_zeros(x.shape[0], self.hidden_size),) * 2
+        h, c = state
         hs, cs = [], []
-        if use_fused:
-            w_x, w_h, b = self.stacked_weights()
-            xg = F.linear(x[:, :steps].transpose(0, 1), w_x, b)  # T × N × 4H
-            h_all, c_all = lstm_recurrence(xg, w_h, h, c)
-            h_all, c_all = h_all.transpose(0, 1), c_all.transpose(0, 1)
-        elif use_fast:
-            w_x, w_h, b = self.stacked_weights()
-            # input part of all gates, all steps: one product, laid out T × N × 4H
-            xg = F.linear(x[:, :steps].transpose(0, 1), w_x, b)
-            hs, cs = fast_steps(xg, w_h, h, c)
-        else:
-            for x_t in x[:, :steps].unbind(1):
-                h, c = self.cell(x_t, (h, c))
-                hs.append(h)
-                cs.append(c)
-        if not use_fused:
-            h_all = torch.stack(hs, dim=1)
-            c_all = torch.stack(cs, dim=1)
+        for x_t in x[:, :steps].unbind(1):  # x_t: N × I, t = 0 … steps - 1
+            h, c = self.cell(x_t, (h, c))
+            hs.append(h)
+            cs.append(c)
+        h_all, c_all = torch.stack(hs, dim=1), torch.stack(cs, dim=1)  # N × steps × H
+        return self.read_out(h_all, c_all, lengths, last_only, x.shape[1])
+
+    def read_out(self, h_all, c_all, lengths, last_only, t_pad):
+        """Each sequence's state at its step ``length - 1`` (``last_only``), or all steps with
+        zeros after each sequence's end, padded back to ``t_pad`` steps.
+
+        Chapter: chapters/04_lstm_layer.ipynb
+        """
+        n, steps, hid = h_all.shape
         if last_only:
-            if lengths is None:
-                return h_all[:, -1], c_all[:, -1]
-            idx = (lengths - 1).view(n, 1, 1).expand(n, 1, self.hidden_size)
+            idx = (lengths - 1).view(n, 1, 1).expand(n, 1, hid)
             return h_all.gather(1, idx).squeeze(1), c_all.gather(1, idx).squeeze(1)
-        if lengths is not None:
-            valid = (torch.arange(steps, device=x.device).view(1, steps)
-                     < lengths.view(n, 1)).unsqueeze(2)
-            zero = h_all.new_zeros(())
-            h_all = torch.where(valid, h_all, zero)
-            c_all = torch.where(valid, c_all, zero)
-            if steps < t_pad:
-                h_all = F.pad(h_all, (0, 0, 0, t_pad - steps))
-                c_all = F.pad(c_all, (0, 0, 0, t_pad - steps))
-        return h_all, c_all
+        valid = torch.arange(steps, device=h_all.device).view(1, steps, 1) < lengths.view(n, 1, 1)
+        pad = (0, 0, 0, t_pad - steps)
+        return (F.pad(torch.where(valid, h_all, 0.0), pad),
+                F.pad(torch.where(valid, c_all, 0.0), pad))
 
 
 # ---------------------------------------------------------------------------

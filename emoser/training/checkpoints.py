@@ -87,7 +87,9 @@ def _plain(value):
 def _constructor_kwargs(model: nn.Module) -> dict | None:
     """Constructor arguments read back from same-named attributes (as AudioNet keeps them).
 
-    None when an argument has no such attribute.
+    None when an argument has no such attribute; an argument with a default that is not kept
+    as a plain value (AudioNet's ``cell`` class) is left to its default. AudioNet keeps its
+    ``engine``, so a checkpoint restores it (older checkpoints: the default, ``"fast"``).
     """
     try:
         params = inspect.signature(type(model).__init__).parameters.values()
@@ -99,6 +101,8 @@ def _constructor_kwargs(model: nn.Module) -> dict | None:
             continue
         value = getattr(model, p.name, None)
         if value is None or not isinstance(value, (bool, int, float, str)):
+            if p.default is not p.empty and not hasattr(model, p.name):
+                continue
             return None
         kwargs[p.name] = value
     return kwargs

@@ -18,7 +18,7 @@ import torch
 
 from .dispatch import kernels_for, pointer
 
-__all__ = ["lstm_recurrence", "lstm_stack_last"]
+__all__ = ["lstm_recurrence", "lstm_stack_last", "stacked_weights"]
 
 
 def _recurrence_forward(acts, w, h_hist, c_hist, tanh_c, layers: int = 1):
@@ -223,11 +223,26 @@ class _LstmWavefront(torch.autograd.Function):
         return grad_xg0, grad_w_big, grad_b_rest, None
 
 
+def stacked_weights(cell):
+    """The four gates' parameters regrouped (differentiably) for the fast path.
+
+    Chapter: chapters/08_speed.ipynb
+
+    Returns:
+        tuple: ``W_x`` (``4H × I``), ``W_h`` (``4H × H``), ``b`` (``4H``),
+        gate blocks in the order input, forget, output, candidate.
+    """
+    gates = (cell.input_gate, cell.forget_gate, cell.output_gate, cell.candidate)
+    w = torch.cat([g.weight for g in gates], dim=0)
+    b = torch.cat([g.bias for g in gates], dim=0)
+    return w[:, : cell.input_size], w[:, cell.input_size:], b
+
+
 def _block_weights(layers):
     """The block matrix ``L·H × 4·L·H`` of the wavefront, columns gate-major (``[i | f | o | g]``,
     each ``L·H`` wide, layer by layer inside a gate): layer ``l``'s columns hold its recurrent
     weights (rows of its own state) and its input weights (rows of layer ``l - 1``'s state)."""
-    stacked = [layer.stacked_weights() for layer in layers]
+    stacked = [stacked_weights(layer.cell) for layer in layers]
     hid, n_layers = layers[0].hidden_size, len(layers)
     zero = stacked[0][1].new_zeros(hid, 4, hid)
     rows = []
