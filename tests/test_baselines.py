@@ -95,7 +95,7 @@ def test_mfcc_baseline_is_at_chance_on_labels_unrelated_to_the_sound():
 
 def test_mean_pooled_cnn_averages_the_frontend_over_valid_frames_only():
     torch.manual_seed(0)
-    model = baselines.MeanPooledCnn(numClass=3, inDim=300).eval()
+    model = baselines.MeanPooledCnn(numClass=3, inDim=300, engine="taught").eval()
     x = torch.randn(2, 5, 300)
     lengths = torch.tensor([5, 2])
     with torch.no_grad():
@@ -109,6 +109,9 @@ def test_mean_pooled_cnn_averages_the_frontend_over_valid_frames_only():
     assert torch.allclose(logits[1], expected, atol=1e-6)
     assert torch.allclose(again, logits)
     assert sum(p.numel() for p in model.lstm.parameters()) == 0
+    model.set_engine("fast")  # the fused front-end: the same function
+    with torch.no_grad():
+        assert torch.allclose(model(x, lengths), logits, atol=1e-5)
     # the same front-end as AudioNet: same shapes of the convolutions
     net = AudioNet(numClass=3, inDim=300)
     assert [tuple(p.shape) for p in model.conv_blocks()[0].parameters()] == \

@@ -24,7 +24,8 @@ import torch
 from torch import nn
 
 from ..common import format_table
-from ..nn.audionet import AudioNet
+from ..nn.audionet import AudioNet, check_batch
+from ..nn.kernels.engine import fast_frontend
 from ..prep.splits import stratified_split
 from ..training.recipe import RECIPE, Recipe
 from .pipeline import prepare, train_and_test
@@ -143,29 +144,29 @@ class MeanPooledCnn(AudioNet):
     """AudioNet without its LSTM: CNN features averaged over the valid frames, then linear.
 
     The same front-end as :class:`~emoser.nn.AudioNet` (same arguments, same padded frames
-    skipped); the mean over a recording's valid frames replaces the LSTM's last valid state,
-    so the order of the frames no longer matters. It has no forget gate: train it with
-    ``recipe.replace(forget_bias=None)``.
+    skipped, computed by the model's ``engine``); the mean over a recording's valid frames
+    replaces the LSTM's last valid state, so the order of the frames no longer matters. It has
+    no forget gate: train it with ``recipe.replace(forget_bias=None)``.
 
     Chapter: chapters/07_evaluation.ipynb
     """
 
     def __init__(self, numClass: int = 2, inDim: int = 500, convLayerNum: int = 3,
                  convOutNum: int = 64, convKernelSize: int = 5, sharedConv: bool = True,
-                 **kwargs):
-        kwargs.pop("hiddenSize", None)
-        kwargs.pop("lstmLayerNum", None)
+                 engine: str = "fast", **ignored):
         super().__init__(numClass=numClass, inDim=inDim, convLayerNum=convLayerNum,
                          convOutNum=convOutNum, convKernelSize=convKernelSize, hiddenSize=1,
-                         lstmLayerNum=1, sharedConv=sharedConv, **kwargs)
+                         lstmLayerNum=1, sharedConv=sharedConv, engine=engine)
         self.lstm = nn.ModuleList()  # no recurrence at all
         self.fc = nn.Linear(self.feature_size, numClass)
 
+    def frontend(self, frames: torch.Tensor) -> torch.Tensor:
+        if getattr(self, "engine", "taught") == "fast":
+            return fast_frontend(self, frames)
+        return super().frontend(frames)
+
     def forward(self, x: torch.Tensor, lengths=None) -> torch.Tensor:
-        n, t_pad = x.shape[0], x.shape[1]
-        if lengths is None:
-            lengths = torch.full((n,), t_pad, dtype=torch.long, device=x.device)
-        lengths = torch.as_tensor(lengths, dtype=torch.long, device=x.device)
+        lengths = check_batch(self, x, lengths)
         seq = self.sequence_features(x, lengths)  # N × T × F, zeros at padded steps
         return self.fc(seq.sum(dim=1) / lengths.to(seq.dtype).unsqueeze(1))
 
@@ -224,7 +225,8 @@ def _indices(data, seed: int, indices) -> tuple[np.ndarray, np.ndarray | None, n
 def run_baselines(data, seeds: Iterable[int] = range(5), *,
                   indices: Callable[[int], tuple] | None = None, which: Sequence[str] = ("pitch",
                   "mfcc", "pooled"), recipe: Recipe = RECIPE, features: dict | None = None,
-                  device=None, log: Callable[[str], Any] | None = print) -> dict[str, SeedRuns]:
+                  model_kwargs: dict | None = None, device=None,
+                  log: Callable[[str], Any] | None = print) -> dict[str, SeedRuns]:
     """Every baseline on every seed's split; a :class:`SeedRuns` per baseline.
 
     Without ``indices`` a seed's split is ``stratified_split(data.labels, 0.3, seed)``, the
@@ -242,6 +244,8 @@ def run_baselines(data, seeds: Iterable[int] = range(5), *,
         which (sequence of str): keys of :data:`BASELINES`.
         recipe (Recipe): how ``pooled`` trains (its forget bias is dropped: no LSTM).
         features (dict | None): from :func:`utterance_features` (computed when needed).
+        model_kwargs (dict | None): arguments of :class:`MeanPooledCnn`, e.g.
+            ``{"engine": "taught"}``.
         device: where ``pooled`` trains.
         log (callable | None): one line per baseline and seed.
 
@@ -263,7 +267,8 @@ def run_baselines(data, seeds: Iterable[int] = range(5), *,
             if w == "pooled":
                 prepared = prepare(data, s, train_idx=train, test_idx=test)
                 run = train_and_test(prepared, recipe=recipe.replace(forget_bias=None),
-                                     model_factory=MeanPooledCnn, device=device)
+                                     model_factory=MeanPooledCnn, model_kwargs=model_kwargs,
+                                     device=device)
                 result = BaselineRun(w, s, run.accuracy, run.evaluation.predictions,
                                      prepared.test_idx, run.model)
             else:

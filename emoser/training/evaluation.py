@@ -9,8 +9,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch import nn
-from torch.utils.data import Dataset
 
 from .batches import eval_loader, model_device, run_batches
 from .runtime import device as resolve_device
@@ -78,8 +76,7 @@ class Evaluation:
 
 
 
-def evaluate(model: nn.Module, dataset: Dataset, batch_size: int = 32,
-             device: str | torch.device | None = None, n_classes: int | None = None) -> Evaluation:
+def evaluate(model, dataset, batch_size=32, device=None, n_classes=None):
     """Measure ``model`` on ``dataset`` in evaluation mode, without gradients.
 
     Args:

@@ -66,10 +66,9 @@ def adam(params, **kwargs) -> torch.optim.Adam:
 
 
 def train_epoch(model, loader, optimizer, device, clip_grad_norm=None, bar=None):
-    """One epoch of training: every batch forward, loss, backward, clipping, step.
+    """One epoch of training: for every batch forward, loss, backward, clipping, a step.
 
-    Returns the mean loss and the accuracy over the epoch's examples, measured while the
-    weights changed. Chapter 6 writes this function out and trains with it.
+    Returns the mean loss and the accuracy over the epoch (measured while the weights changed).
 
     Chapter: chapters/06_training.ipynb
     """
