@@ -148,7 +148,7 @@ class AudioNet(nn.Module):
         self.lstm = nn.ModuleList(LstmLayer(sizes[k], sizes[k + 1], cell)
                                   for k in range(lstmLayerNum))
         self.fc = nn.Linear(hiddenSize, numClass)
-        self.set_engine(engine)
+        self.set_engine(engine)  # "fast": chapter 8's kernels, the same function and parameters
 
     def set_engine(self, engine):
         """``"taught"``: run the code of this class; ``"fast"``: the same function, same

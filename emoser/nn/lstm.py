@@ -164,12 +164,17 @@ class LstmLayer(nn.Module):
 # Weight mapping to / from torch.nn.LSTM (gate order there: i, f, g, o)
 # ---------------------------------------------------------------------------
 
+#: The gate layers of :class:`LstmCell`, by attribute name.
+GATES = ("input_gate", "forget_gate", "output_gate", "candidate")
+
+
 def _cell_of(module) -> LstmCell:
-    if isinstance(module, LstmLayer):
-        return module.cell
-    if isinstance(module, LstmCell):
-        return module
-    raise TypeError(f"expected an LstmCell or LstmLayer, got {type(module).__name__}")
+    """The cell of a layer, or the cell itself: anything with this package's four gate layers
+    (a chapter's own copy of the classes included)."""
+    cell = getattr(module, "cell", module)
+    if not all(isinstance(getattr(cell, name, None), nn.Linear) for name in GATES):
+        raise TypeError(f"expected an LstmCell or LstmLayer, got {type(module).__name__}")
+    return cell
 
 
 def torch_gate_weights(module, grad: bool = False):

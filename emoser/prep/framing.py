@@ -22,6 +22,7 @@ from .normalize import Normalizer
 __all__ = [
     "ms_to_samples",
     "count_frames",
+    "check_framing",
     "frame_signal",
     "pad_sequences",
     "FrameDataset",
@@ -59,11 +60,33 @@ def count_frames(n: int, frame_length: int, hop: int) -> int:
     Chapter: chapters/02_framing.ipynb
     """
     n_frames = 1 + math.ceil(max(n - frame_length, 0) / hop)
-    # hop > frame_length: no all-zero frame past the end
-    return min(n_frames, math.ceil(n / hop))
+    return min(n_frames, math.ceil(n / hop))  # hop > frame_length: no all-zero frame at the end
 
 
-def frame_signal(wave, frame_length: int, hop: int | None = None) -> np.ndarray:
+def check_framing(wave, frame_length, hop):
+    """Check the arguments of :func:`frame_signal`; return ``wave`` as a 1-D NumPy array,
+    ``frame_length`` and ``hop`` as ints (``hop=None``: ``frame_length``).
+
+    Chapter: chapters/02_framing.ipynb
+
+    Raises:
+        ValueError: For an empty or non-1-D waveform or a non-positive frame length / hop.
+    """
+    wave = as_numpy(wave)
+    if wave.ndim != 1:
+        raise ValueError(f"frame_signal expects a 1-D waveform, got shape {wave.shape}")
+    if wave.size == 0:
+        raise ValueError("frame_signal got an empty waveform (0 samples): nothing to frame")
+    frame_length = int(frame_length)
+    hop = frame_length if hop is None else int(hop)
+    if frame_length < 1:
+        raise ValueError(f"frame_length must be >= 1, got {frame_length}")
+    if hop < 1:
+        raise ValueError(f"hop must be >= 1, got {hop}")
+    return wave, frame_length, hop
+
+
+def frame_signal(wave, frame_length, hop=None):
     """Cut a 1-D waveform into equal-length frames.
 
     Frames start at ``0, hop, 2·hop, …``; the last frame is the first one that
@@ -81,28 +104,14 @@ def frame_signal(wave, frame_length: int, hop: int | None = None) -> np.ndarray:
     Returns:
         np.ndarray: ``(n_frames, frame_length)``, same dtype as ``wave``.
         Example: ``frame_signal(np.arange(7), 3) -> [[0,1,2],[3,4,5],[6,0,0]]``.
-
-    Raises:
-        ValueError: For an empty or non-1-D waveform or a non-positive frame length / hop.
     """
-    wave = as_numpy(wave)
-    if wave.ndim != 1:
-        raise ValueError(f"frame_signal expects a 1-D waveform, got shape {wave.shape}")
-    if wave.size == 0:
-        raise ValueError("frame_signal got an empty waveform (0 samples): nothing to frame")
-    frame_length = int(frame_length)
-    hop = frame_length if hop is None else int(hop)
-    if frame_length < 1:
-        raise ValueError(f"frame_length must be >= 1, got {frame_length}")
-    if hop < 1:
-        raise ValueError(f"hop must be >= 1, got {hop}")
-    n = wave.size
-    n_frames = count_frames(n, frame_length, hop)
-    padded = np.zeros((n_frames - 1) * hop + frame_length, dtype=wave.dtype)
-    used = min(n, padded.size)
+    wave, frame_length, hop = check_framing(wave, frame_length, hop)
+    n_frames = count_frames(wave.size, frame_length, hop)
+    padded = np.zeros((n_frames - 1) * hop + frame_length, dtype=wave.dtype)  # zeros at the end
+    used = min(wave.size, padded.size)  # (a hop longer than the frame may skip the tail)
     padded[:used] = wave[:used]
-    windows = np.lib.stride_tricks.sliding_window_view(padded, frame_length)[::hop]
-    return np.array(windows[:n_frames], copy=True)  # writable, contiguous
+    starts = np.arange(n_frames) * hop  # frame k holds padded[k·hop : k·hop + frame_length]
+    return padded[starts[:, None] + np.arange(frame_length)]
 
 
 def pad_sequences(seqs: Sequence, dtype: torch.dtype = torch.float32, device=None):

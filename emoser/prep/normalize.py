@@ -11,7 +11,6 @@ import copy
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Iterable
 
 import numpy as np
 import torch
@@ -19,7 +18,7 @@ import torch
 from ..common import as_numpy
 from .splits import record_field
 
-__all__ = ["Normalizer", "PerUtteranceNormalizer", "NORMALIZATIONS", "make_normalizer",
+__all__ = ["Normalizer", "wave_list", "PerUtteranceNormalizer", "NORMALIZATIONS", "make_normalizer",
            "speaker_normalized"]
 
 #: The normalizations :func:`make_normalizer` knows.
@@ -45,13 +44,11 @@ class Normalizer:
 
     def __post_init__(self):
         if not (math.isfinite(self.mean) and math.isfinite(self.std)) or self.std <= 0:
-            raise ValueError(
-                f"Normalizer needs a finite mean and a positive finite std, got "
-                f"mean={self.mean!r}, std={self.std!r}"
-            )
+            raise ValueError(f"Normalizer needs a finite mean and a positive finite std, got "
+                             f"mean={self.mean!r}, std={self.std!r}")
 
     @classmethod
-    def fit(cls, waves: Iterable | np.ndarray | torch.Tensor) -> "Normalizer":
+    def fit(cls, waves):
         """Compute the scalar mean and std over the concatenation of all waveforms.
 
         Chapter: chapters/02_framing.ipynb
@@ -66,34 +63,24 @@ class Normalizer:
         Raises:
             ValueError: If there are no samples at all, or all samples are equal (std 0).
         """
-        if isinstance(waves, (np.ndarray, torch.Tensor)) and as_numpy(waves).ndim == 1:
-            waves = [waves]
-        arrays = [as_numpy(w).astype(np.float64, copy=False).ravel() for w in waves]
-        count = sum(a.size for a in arrays)
+        arrays = [as_numpy(w).astype(np.float64).ravel() for w in wave_list(waves)]
+        count = sum(a.size for a in arrays)  # M: all training samples together
         if count == 0:
             raise ValueError("Normalizer.fit got no samples (empty list or only empty waveforms)")
         mean = sum(float(a.sum()) for a in arrays) / count
-        var = sum(float(np.square(a - mean).sum()) for a in arrays) / count
-        std = math.sqrt(var)
+        std = math.sqrt(sum(float(np.square(a - mean).sum()) for a in arrays) / count)
         if std == 0:
             raise ValueError("Normalizer.fit: all samples are equal (std is 0), cannot standardize")
-        return cls(mean=float(mean), std=float(std))
+        return cls(mean=mean, std=std)
 
     def apply(self, wave):
-        """Standardize one waveform with the fitted statistics.
+        """Standardize one waveform (array or tensor) with the fitted statistics; floating
+        inputs keep their dtype, integer ones become float32.
 
         Chapter: chapters/02_framing.ipynb
-
-        Args:
-            wave: 1-D ``np.ndarray`` or ``torch.Tensor``.
-
-        Returns:
-            Same type as ``wave``; floating inputs keep their dtype, integer
-            NumPy input becomes float32.
         """
         if isinstance(wave, torch.Tensor):
-            if not wave.is_floating_point():
-                wave = wave.to(torch.float32)
+            wave = wave if wave.is_floating_point() else wave.to(torch.float32)
             return (wave - self.mean) / self.std
         wave = np.asarray(wave)
         dtype = wave.dtype if np.issubdtype(wave.dtype, np.floating) else np.float32
@@ -101,18 +88,22 @@ class Normalizer:
 
     __call__ = apply
 
-    def apply_all(self, waves: Iterable) -> list:
-        """Standardize every waveform of a list.
+    def apply_all(self, waves):
+        """Standardize every waveform of a list, in order.
 
         Chapter: chapters/02_framing.ipynb
-
-        Args:
-            waves: Iterable of 1-D waveforms.
-
-        Returns:
-            list: The standardized waveforms, in order.
         """
         return [self.apply(w) for w in waves]
+
+
+def wave_list(waves) -> list:
+    """``waves`` as a list of waveforms: one 1-D array or tensor becomes a list of one.
+
+    Chapter: chapters/02_framing.ipynb
+    """
+    if isinstance(waves, (np.ndarray, torch.Tensor)) and as_numpy(waves).ndim == 1:
+        return [waves]
+    return list(waves)
 
 
 @dataclass(frozen=True)

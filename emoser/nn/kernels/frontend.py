@@ -338,7 +338,7 @@ def frontend_gemm(frames: torch.Tensor, plan: FrontendPlan, convs) -> torch.Tens
                          f"got {tuple(frames.shape)}")
     if frames.requires_grad:
         raise ValueError("frontend_gemm computes no gradient for the frames; "
-                         "use AudioNet.frontend_literal")
+                         "use AudioNet.frontend (the modules)")
     if len(convs) != len(plan.conv_outputs):
         raise ValueError(f"plan has {len(plan.conv_outputs)} blocks, got {len(convs)} convolutions")
     params = []
