@@ -32,6 +32,8 @@ TAUGHT = {
     "03_lstm_cell.ipynb": {"emoser.nn.lstm.LstmCell"},
     "04_lstm_layer.ipynb": {"emoser.nn.lstm.LstmLayer"},
     "05_audionet.ipynb": {"emoser.nn.audionet.AudioNet"},
+    "06_training.ipynb": {"emoser.training.loop.train_epoch"},
+    "07_evaluation.ipynb": {"emoser.training.evaluation.evaluate"},
 }
 
 

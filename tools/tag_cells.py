@@ -59,7 +59,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from execute_chapters import ROOT, chapter_notebooks, select_chapters  # noqa: E402
 
-HIDE_TAGS = ("remove-cell", "remove-input")
+# hide-cell: folded in the book (a solution's numbers and checks, chapters 1-5): the reader opens
+# it on purpose, so it is left as it is
+HIDE_TAGS = ("remove-cell", "remove-input", "hide-cell")
 LINE_LENGTH = 100  # ruff's limit for the chapters' code
 #: nbval's comment markers and the cell tags nbval reads the same way.
 NBVAL_MARKERS = {"NBVAL_CHECK_OUTPUT": "nbval-check-output",
@@ -524,7 +526,7 @@ def process(nb: dict, name: str) -> Report:
                               f"cell {new['id']}")
     nb["cells"] = out_cells
     for cell in out_cells:
-        if cell.get("cell_type") == "code" and "remove-cell" in _tags(cell) \
+        if cell.get("cell_type") == "code" and {"remove-cell", "hide-cell"} & set(_tags(cell)) \
                 and _end_quietly(cell):
             report.changes.append(f"{cell.get('id')}: hidden cell ends with ';', value dropped")
         normalize(cell)

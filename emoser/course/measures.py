@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from ..common import as_numpy
+from ..experiments.baselines import median_pitch
 
 __all__ = ["utterance_stats", "describe_by_class", "threshold_accuracy", "padding_fraction",
            "spectral_centroid", "group_means"]
@@ -56,23 +57,8 @@ def utterance_stats(waves: Sequence, rate: int, *, pitch: bool = True, fmin: flo
         rms_db = 20 * np.log10(rms)
     out = {"duration_s": duration, "rms": rms, "rms_db": rms_db}
     if pitch:
-        import librosa
-
-        hop = frame_length // 4
-        f0 = np.full(len(waves), np.nan)
-        for k, w in enumerate(waves):
-            if w.size < frame_length:
-                w = np.pad(w, (0, frame_length - w.size))
-            track = librosa.yin(w, fmin=fmin, fmax=fmax, sr=rate, frame_length=frame_length,
-                                hop_length=hop, center=True)
-            energy = librosa.feature.rms(y=w, frame_length=frame_length, hop_length=hop,
-                                         center=True)[0][: track.size]
-            with np.errstate(divide="ignore"):
-                level = 20 * np.log10(np.maximum(energy, 1e-12) / max(energy.max(), 1e-12))
-            keep = level >= -floor_db
-            if keep.any():
-                f0[k] = float(np.median(track[: keep.size][keep]))
-        out["f0_hz"] = f0
+        out["f0_hz"] = median_pitch(waves, rate, fmin=fmin, fmax=fmax,
+                                    frame_length=frame_length, floor_db=floor_db)
     return out
 
 

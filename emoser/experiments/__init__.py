@@ -4,11 +4,19 @@
 * :mod:`~emoser.experiments.seeds`: the same run over several seeds, and tables over seeds;
 * :mod:`~emoser.experiments.defects`: the original's defects put back, one at a time;
 * :mod:`~emoser.experiments.inference`: a saved model applied to a new recording;
-* :mod:`~emoser.experiments.original`: the original exercise's code, defects included.
+* :mod:`~emoser.experiments.original`: the original exercise's code, defects included;
+* :mod:`~emoser.experiments.baselines`: pitch, MFCC and CNN-only baselines on the same splits.
 
 Chapter: chapters/07_evaluation.ipynb
 """
 from . import original
+from .baselines import (
+    BASELINES,
+    MeanPooledCnn,
+    baseline_table,
+    run_baselines,
+    utterance_features,
+)
 from .defects import (
     DEFECT_TITLES,
     DEFECTS,
@@ -43,5 +51,6 @@ __all__ = [
     "pooled_confusion", "recall_table", "spread_table", "confused_pairs", "DEFECTS",
     "DEFECT_TITLES", "misaligned_lengths", "ToldLengths", "DefectRun", "put_back",
     "run_with_defect", "plateau_epochs", "first_epoch_at", "defect_table", "REQUIRED_META",
-    "load_trained", "normalizer_from_meta", "predict_wave",
+    "load_trained", "normalizer_from_meta", "predict_wave", "BASELINES", "MeanPooledCnn",
+    "baseline_table", "run_baselines", "utterance_features",
 ]

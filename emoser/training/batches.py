@@ -98,13 +98,15 @@ def model_device(model: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
-def run_batches(model: nn.Module, loader: DataLoader, dev: torch.device, *, optimizer=None,
-                 clip_grad_norm: float | None = None, keep_outputs: bool = False, bar=None):
-    """One pass over ``loader``; trains when ``optimizer`` is given.
+def run_batches(model: nn.Module, loader: DataLoader, dev: torch.device, *,
+                keep_outputs: bool = False):
+    """One pass over ``loader`` that only measures: mean loss, accuracy (and the logits).
 
-    Sums stay on the device and are read once at the end: no GPU synchronisation per batch.
+    The caller sets evaluation mode and ``torch.no_grad()``; training passes are
+    :func:`emoser.training.loop.train_epoch`. Sums stay on the device and are read once at
+    the end: no GPU synchronisation per batch.
 
-    Chapter: chapters/06_training.ipynb
+    Chapter: chapters/07_evaluation.ipynb
     """
     loss_fn = nn.CrossEntropyLoss(reduction="sum")
     total_loss = torch.zeros((), dtype=torch.float64, device=dev)
@@ -116,20 +118,11 @@ def run_batches(model: nn.Module, loader: DataLoader, dev: torch.device, *, opti
         y = y.to(dev, non_blocking=True)
         lengths = lengths.to(dev, non_blocking=True)  # indexes the last valid step, next to x
         logits = model(x, lengths)
-        loss = loss_fn(logits, y)
-        if optimizer is not None:
-            optimizer.zero_grad(set_to_none=True)
-            (loss / y.numel()).backward()
-            if clip_grad_norm is not None:
-                nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
-            optimizer.step()
-        total_loss += loss.detach().double()
-        correct += (logits.detach().argmax(dim=1) == y).sum()
+        total_loss += loss_fn(logits, y).double()
+        correct += (logits.argmax(dim=1) == y).sum()
         count += y.numel()
         if keep_outputs:
-            outputs.append(logits.detach())
-        if bar is not None:
-            bar.update(1)
+            outputs.append(logits)
     if count == 0:
         raise ValueError("the data set is empty")
     return total_loss.item() / count, correct.item() / count, outputs

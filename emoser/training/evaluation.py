@@ -9,8 +9,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch import nn
-from torch.utils.data import Dataset
 
 from .batches import eval_loader, model_device, run_batches
 from .runtime import device as resolve_device
@@ -78,8 +76,7 @@ class Evaluation:
 
 
 
-def evaluate(model: nn.Module, dataset: Dataset, batch_size: int = 32,
-             device: str | torch.device | None = None, n_classes: int | None = None) -> Evaluation:
+def evaluate(model, dataset, batch_size=32, device=None, n_classes=None):
     """Measure ``model`` on ``dataset`` in evaluation mode, without gradients.
 
     Args:
@@ -103,7 +100,7 @@ def evaluate(model: nn.Module, dataset: Dataset, batch_size: int = 32,
     else:
         dev = resolve_device(device)
         model.to(dev)
-    loader, order = eval_loader(dataset, batch_size, dev)
+    loader, order = eval_loader(dataset, batch_size, dev)  # batches sorted by length
     was_training = model.training
     model.eval()
     try:
@@ -111,16 +108,17 @@ def evaluate(model: nn.Module, dataset: Dataset, batch_size: int = 32,
             loss, accuracy, outputs = run_batches(model, loader, dev, keep_outputs=True)
     finally:
         model.train(was_training)
-    logits = torch.cat(outputs).float().cpu()
-    inverse = np.empty_like(order)
-    inverse[order] = np.arange(len(order))
-    logits = logits[torch.from_numpy(inverse)]
+    sorted_logits = torch.cat(outputs).float().cpu()
+    logits = torch.empty_like(sorted_logits)
+    logits[torch.from_numpy(order)] = sorted_logits  # back to the data set's order
     probabilities = torch.softmax(logits, dim=1).numpy()
     predictions = probabilities.argmax(axis=1).astype(np.int64)
-    targets = np.array([int(dataset[i][1]) for i in range(len(dataset))], dtype=np.int64) \
-        if not hasattr(dataset, "labels") else np.asarray(dataset.labels, dtype=np.int64)
+    if hasattr(dataset, "labels"):
+        targets = np.asarray(dataset.labels, dtype=np.int64)
+    else:
+        targets = np.array([int(dataset[i][1]) for i in range(len(dataset))], dtype=np.int64)
     c = n_classes or probabilities.shape[1]
     confusion = np.zeros((c, c), dtype=np.int64)
-    np.add.at(confusion, (targets, predictions), 1)
+    np.add.at(confusion, (targets, predictions), 1)  # rows: true class, columns: predicted
     return Evaluation(loss=loss, accuracy=accuracy, predictions=predictions, targets=targets,
                       probabilities=probabilities, confusion=confusion)

@@ -32,7 +32,7 @@ from .batches import (
 from .history import History
 from .runtime import device as resolve_device
 
-__all__ = ["adam", "fit", "call_callback", "TrainingDiverged"]
+__all__ = ["adam", "train_epoch", "fit", "call_callback", "TrainingDiverged"]
 
 
 class TrainingDiverged(ValueError):
@@ -63,6 +63,39 @@ def adam(params, **kwargs) -> torch.optim.Adam:
         return torch.optim.Adam(params, fused=True, **kwargs)
     except (RuntimeError, ValueError, TypeError):  # a device or dtype this torch cannot fuse
         return torch.optim.Adam(params, **kwargs)
+
+
+def train_epoch(model, loader, optimizer, device, clip_grad_norm=None, bar=None):
+    """One epoch of training: for every batch forward, loss, backward, clipping, a step.
+
+    Returns the mean loss and the accuracy over the epoch (measured while the weights changed).
+
+    Chapter: chapters/06_training.ipynb
+    """
+    model.train()  # training mode: layers such as dropout would behave as in training
+    loss_fn = nn.CrossEntropyLoss(reduction="sum")
+    total_loss = torch.zeros((), dtype=torch.float64, device=device)  # summed on the device:
+    correct = torch.zeros((), dtype=torch.int64, device=device)       # no GPU sync per batch
+    count = 0
+    for x, lengths, y in loader:
+        x = x.to(device, non_blocking=True)
+        y = y.to(device, non_blocking=True)
+        lengths = lengths.to(device, non_blocking=True)  # every batch brings its own lengths
+        logits = model(x, lengths)                       # N × classes
+        loss = loss_fn(logits, y)                        # summed over the batch
+        optimizer.zero_grad(set_to_none=True)
+        (loss / y.numel()).backward()                    # the gradient of the batch's mean loss
+        if clip_grad_norm is not None:
+            nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
+        optimizer.step()
+        total_loss += loss.detach().double()
+        correct += (logits.detach().argmax(dim=1) == y).sum()
+        count += y.numel()
+        if bar is not None:
+            bar.update(1)
+    if count == 0:
+        raise ValueError("the data set is empty")
+    return total_loss.item() / count, correct.item() / count
 
 
 def fit(model: nn.Module, train_set: Dataset, val_set: Dataset | None = None, *, epochs: int = 20,
@@ -168,13 +201,13 @@ def fit(model: nn.Module, train_set: Dataset, val_set: Dataset | None = None, *,
             start = time.perf_counter()
             if bar is not None:
                 bar.set_description(f"epoch {epoch}/{epochs}")
-            model.train()
             if parallel:
+                model.train()
                 train_loss, train_acc = distributed.run_sharded(
                     ddp_model, train_set, shards, dev, opt, clip_grad_norm=clip_grad_norm, bar=bar)
             else:
-                train_loss, train_acc, _ = run_batches(model, train_loader, dev, optimizer=opt,
-                                                        clip_grad_norm=clip_grad_norm, bar=bar)
+                train_loss, train_acc = train_epoch(model, train_loader, opt, dev,
+                                                    clip_grad_norm=clip_grad_norm, bar=bar)
             if not math.isfinite(train_loss):
                 raise TrainingDiverged(
                     f"training diverged in epoch {epoch}: the training loss is {train_loss} "
