@@ -68,7 +68,8 @@ def test_a_mixed_cell_is_split_and_its_outputs_follow_the_code():
     assert _src(kept) == "value = 2 * 21\nshare = value / 100\nprint('value', value)"
     assert kept["metadata"]["tags"] == ["nbval-check-output"]
     assert [o["output_type"] for o in kept["outputs"]] == ["stream"]
-    assert _src(book) == "# the answer, checked\nassert value == 42\nglue('v', share);"
+    # nbval compares this cell: its kernel would show the value despite a ';', so it is assigned
+    assert _src(book) == "# the answer, checked\nassert value == 42\n_ = glue('v', share)"
     assert book["id"] == "b-book" and book["metadata"]["tags"] == ["remove-cell",
                                                                     "nbval-check-output"]
     assert [o["output_type"] for o in book["outputs"]] == ["display_data"]  # value dropped
@@ -146,3 +147,10 @@ def test_code_before_visible_code_keeps_its_place_and_glued_assignments_unwrap()
     assert _src(nb["cells"][1]) == ("glue('s', seconds)\nassert run.ok\nratio = seconds / 2\n"
                                     "glue('r', ratio);")  # a trailing helper moves
     assert tag_cells.check(nb, "x.ipynb") == []
+
+
+def test_check_flags_a_compared_cell_that_relies_on_a_semicolon():
+    """nbval's kernel shows a cell's value despite a trailing ';' (chapter 6's checkers did)."""
+    nb = _nb(_code("a", "check(x);\n", count=1))
+    nb["cells"][0]["metadata"]["tags"] = ["nbval-check-output"]
+    assert any("despite the ';'" in p for p in tag_cells.check(nb, "x.ipynb"))

@@ -432,7 +432,15 @@ def _end_quietly(cell: dict) -> bool:
         lines = _source(cell).splitlines()
         last, col = stmts[-1].end_lineno - 1, stmts[-1].end_col_offset
         code = lines[last]
-        if not code[col:].lstrip().startswith(";"):
+        if "nbval-check-output" in _tags(cell):
+            # nbval's kernel shows a value despite a ';' (it runs cells without history, and
+            # IPython reads the ';' from the history): assign the value instead
+            first = stmts[-1].lineno - 1
+            start = stmts[-1].col_offset
+            lines[first] = lines[first][:start] + "_ = " + lines[first][start:]
+            cell["source"] = "\n".join(lines)
+            changed = True
+        elif not code[col:].lstrip().startswith(";"):
             lines[last] = code[:col] + ";" + code[col:]
             call = stmts[-1].value
             if (len(lines[last]) > LINE_LENGTH and stmts[-1].lineno == stmts[-1].end_lineno
@@ -556,6 +564,9 @@ def check(nb: dict, name: str) -> list[str]:
             continue
         cid, src = cell.get("id"), _source(cell)
         where = f"{name} cell {cid}"
+        if "nbval-check-output" in _tags(cell) and src.rstrip().endswith(";"):
+            problems.append(f"{where}: nbval compares this cell and its kernel shows the value "
+                            "despite the ';' (assign it: _ = ...)")
         if "remove-cell" in _tags(cell) and any(map(shows_something, cell.get("outputs", []))):
             problems.append(f"{where}: tagged remove-cell but shows output (use remove-input)")
         value = stray_value(cell)
