@@ -90,8 +90,8 @@ def setup(seed: int = 0, threads: int | None = None, quiet: bool = False):
         if dev.type != "cuda":
             n = training_threads()
             print(f"No GPU found: everything runs on the CPU. Training uses {n} thread"
-                  f"{'s' if n != 1 else ''}\non any machine, so your numbers match the book's "
-                  "(chapter 8 says what still differs).\nIn Colab: Runtime > Change runtime "
+                  f"{'s' if n != 1 else ''} on any\nmachine, so your numbers match the book's "
+                  "(chapter 8: what still differs).\nIn Colab: Runtime > Change runtime "
                   "type > GPU.")
     return dev
 
