@@ -207,7 +207,11 @@ def test_keep_download_on_drive_mounts_and_points_the_data_layer_there(tmp_path,
     colab = types.ModuleType("google.colab")
     colab.drive = types.SimpleNamespace(mount=mount)
     monkeypatch.setitem(sys.modules, "google.colab", colab)
-    monkeypatch.delenv(ENV_TESS_ARCHIVE, raising=False)
+    # set, then delete: monkeypatch then restores the variable's absence at teardown, although
+    # keep_download_on_drive sets it (a bare delenv of an absent variable records nothing, and
+    # the archive path leaked into later tests' downloads)
+    monkeypatch.setenv(ENV_TESS_ARCHIVE, "")
+    monkeypatch.delenv(ENV_TESS_ARCHIVE)
     archive = emoser.course.keep_download_on_drive(mount_point=str(tmp_path / "drive"))
     assert mounted == [str(tmp_path / "drive")]
     assert archive == tmp_path / "drive" / "MyDrive" / "emoser" / "tess.zip"
@@ -229,7 +233,8 @@ def test_keep_download_on_drive_refused_is_one_warning_not_a_crash(tmp_path, mon
     colab = types.ModuleType("google.colab")
     colab.drive = types.SimpleNamespace(mount=mount)
     monkeypatch.setitem(sys.modules, "google.colab", colab)
-    monkeypatch.delenv(ENV_TESS_ARCHIVE, raising=False)
+    monkeypatch.setenv(ENV_TESS_ARCHIVE, "")
+    monkeypatch.delenv(ENV_TESS_ARCHIVE)
     assert emoser.course.keep_download_on_drive(mount_point=str(tmp_path / "d")) is None
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("WARNING: Google Drive not used")
