@@ -259,6 +259,20 @@ def execute_notebook(path: Path, timeout: int = CELL_TIMEOUT_S, kernel_name: str
     return nb
 
 
+def chapters_from_command_line(names: list[str]) -> list[Path] | None:
+    """The chapters named on a command line (all in ``_toc.yml`` when none are), or None after
+    printing one error line (an unknown name, or no chapter notebooks at all)."""
+    try:
+        paths = select_chapters(names) if names else chapter_notebooks()
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None
+    if not paths:
+        print("error: no chapter notebooks found in _toc.yml", file=sys.stderr)
+        return None
+    return paths
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("chapters", nargs="*",
@@ -272,13 +286,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from nbclient.exceptions import CellExecutionError
 
-    try:
-        paths = select_chapters(args.chapters) if args.chapters else chapter_notebooks()
-    except FileNotFoundError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    if not paths:
-        print("error: no chapter notebooks found in _toc.yml", file=sys.stderr)
+    paths = chapters_from_command_line(args.chapters)
+    if paths is None:
         return 2
 
     failed: list[str] = []

@@ -57,7 +57,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from execute_chapters import ROOT, chapter_notebooks, select_chapters  # noqa: E402
+from execute_chapters import ROOT, chapters_from_command_line  # noqa: E402
 
 # hide-cell: folded in the book (a solution's numbers and checks, chapters 1-5): the reader opens
 # it on purpose, so it is left as it is
@@ -608,10 +608,8 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--check", action="store_true", help="change nothing, list problems")
     parser.add_argument("chapters", nargs="*", help="chapter names or prefixes (default: all)")
     args = parser.parse_args(argv)
-    try:
-        paths = select_chapters(args.chapters) if args.chapters else chapter_notebooks()
-    except FileNotFoundError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    paths = chapters_from_command_line(args.chapters)
+    if paths is None:
         return 2
     failed = False
     for path in paths:
