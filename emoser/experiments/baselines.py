@@ -1,6 +1,6 @@
 """Baselines on the network's own splits: what do we get without the LSTM, or without a network?
 
-Three classifiers, each trained on the training recordings of a split and scored on its test
+Four classifiers, each trained on the training recordings of a split and scored on its test
 recordings -- the very indices :func:`~emoser.experiments.run_protocol` uses for the same seed
 (or any given indices, e.g. one speaker against the other):
 
@@ -8,8 +8,13 @@ recordings -- the very indices :func:`~emoser.experiments.run_protocol` uses for
   1 measures it), and a threshold chosen on the training recordings (a one-split decision tree);
 * ``mfcc``: 40 MFCCs per analysis window, their mean and standard deviation over the recording
   (80 numbers), standardized on the training recordings, then logistic regression;
+* ``pitch_level``: two numbers per recording, its median pitch and its loudness (RMS level in dB
+  over the same loud frames), standardized, then logistic regression (any number of classes);
 * ``pooled``: AudioNet without its LSTM (:class:`MeanPooledCnn`): the same CNN front-end, its
   features averaged over the valid frames, one linear layer; trained with the course's recipe.
+
+With ``normalization="per_speaker"`` every speaker's features (or, for ``pooled``, waveforms) are
+standardized with that speaker's own statistics, as chapter 10 does for the network.
 
 Chapter: chapters/07_evaluation.ipynb
 """
@@ -26,22 +31,46 @@ from torch import nn
 from ..common import format_table
 from ..nn.audionet import AudioNet, check_batch
 from ..nn.kernels.engine import fast_frontend
-from ..prep.splits import stratified_split
+from ..prep.normalize import per_speaker_standardized
+from ..prep.splits import record_field, stratified_split
 from ..training.recipe import RECIPE, Recipe
 from .pipeline import prepare, train_and_test
-from .seeds import SeedRuns
+from .seeds import SeedRuns, retest_per_speaker
 
-__all__ = ["median_pitch", "mfcc_stats", "utterance_features", "pitch_classifier",
-           "mfcc_classifier", "MeanPooledCnn", "BaselineRun", "fit_and_score", "BASELINES",
+__all__ = ["median_pitch", "loud_level", "mfcc_stats", "utterance_features", "pitch_classifier",
+           "mfcc_classifier", "pitch_level_classifier", "MeanPooledCnn", "BaselineRun",
+           "fit_and_score", "BASELINES", "CLASSIC_BASELINES", "BASELINE_NORMALIZATIONS",
            "run_baselines", "baseline_table"]
 
 #: The baselines :func:`run_baselines` knows, by key, with the name a table shows.
 BASELINES = {"pitch": "median pitch, one threshold",
              "mfcc": "40 MFCCs (mean, std), logistic regression",
+             "pitch_level": "median pitch and loudness, logistic regression",
              "pooled": "AudioNet without LSTM (mean-pooled CNN)"}
+
+#: The baselines without a network: scikit-learn on :func:`utterance_features`.
+CLASSIC_BASELINES = ("pitch", "mfcc", "pitch_level")
+
+#: How :func:`run_baselines` standardizes: the training rows' statistics for every recording
+#: (``"global"``), or every speaker's own (``"per_speaker"``).
+BASELINE_NORMALIZATIONS = ("global", "per_speaker")
 
 
 # --------------------------------------------------------------------------- features
+def _loud_frames(w, frame_length: int, floor_db: float):
+    """``w`` (float64, padded to one window), its frame RMS and which frames are loud."""
+    import librosa
+
+    w = np.asarray(w, dtype=np.float64).ravel()
+    if w.size < frame_length:
+        w = np.pad(w, (0, frame_length - w.size))
+    energy = librosa.feature.rms(y=w, frame_length=frame_length, hop_length=frame_length // 4,
+                                 center=True)[0]
+    with np.errstate(divide="ignore"):
+        level = 20 * np.log10(np.maximum(energy, 1e-12) / max(energy.max(), 1e-12))
+    return w, energy, level >= -floor_db
+
+
 def median_pitch(waves: Sequence, rate: int, *, fmin: float = 80.0, fmax: float = 600.0,
                  frame_length: int = 2048, floor_db: float = 30.0) -> np.ndarray:
     """Median fundamental frequency (Hz) of every waveform, over its loud frames.
@@ -64,22 +93,34 @@ def median_pitch(waves: Sequence, rate: int, *, fmin: float = 80.0, fmax: float 
     """
     import librosa
 
-    hop = frame_length // 4
     f0 = np.full(len(waves), np.nan)
     for k, w in enumerate(waves):
-        w = np.asarray(w, dtype=np.float64).ravel()
-        if w.size < frame_length:
-            w = np.pad(w, (0, frame_length - w.size))
+        w, _, keep = _loud_frames(w, frame_length, floor_db)
         track = librosa.yin(w, fmin=fmin, fmax=fmax, sr=rate, frame_length=frame_length,
-                            hop_length=hop, center=True)
-        energy = librosa.feature.rms(y=w, frame_length=frame_length, hop_length=hop,
-                                     center=True)[0][: track.size]
-        with np.errstate(divide="ignore"):
-            level = 20 * np.log10(np.maximum(energy, 1e-12) / max(energy.max(), 1e-12))
-        keep = level >= -floor_db
+                            hop_length=frame_length // 4, center=True)
+        keep = keep[: track.size]
         if keep.any():
             f0[k] = float(np.median(track[: keep.size][keep]))
     return f0
+
+
+def loud_level(waves: Sequence, *, frame_length: int = 2048,
+               floor_db: float = 30.0) -> np.ndarray:
+    """Loudness of every waveform: its RMS level in dB (re full scale) over its loud frames.
+
+    The frames :func:`median_pitch` reads (``frame_length`` samples, hop a quarter of that,
+    at most ``floor_db`` below the loudest), so pauses do not lower it as they lower chapter
+    1's whole-waveform ``rms_db``. NaN for a silent waveform.
+
+    Chapter: chapters/10_speaker_independent.ipynb
+    """
+    out = np.full(len(waves), np.nan)
+    for k, w in enumerate(waves):
+        _, energy, keep = _loud_frames(w, frame_length, floor_db)
+        power = float(np.mean(np.square(energy[keep])))
+        if power > 0:
+            out[k] = 10 * np.log10(power)
+    return out
 
 
 def mfcc_stats(waves: Sequence, rate: int, n_mfcc: int = 40) -> np.ndarray:
@@ -98,7 +139,7 @@ def mfcc_stats(waves: Sequence, rate: int, n_mfcc: int = 40) -> np.ndarray:
 
 
 def utterance_features(data) -> dict[str, np.ndarray]:
-    """The features of the two classic baselines for every recording of ``data``.
+    """The features of the classic baselines for every recording of ``data``.
 
     They depend on one recording only, so they are computed once and every split selects
     its rows (whatever is fitted -- threshold, standardization -- is fitted per split).
@@ -106,10 +147,13 @@ def utterance_features(data) -> dict[str, np.ndarray]:
     Chapter: chapters/07_evaluation.ipynb
 
     Returns:
-        dict: ``{"pitch": N × 1, "mfcc": N × 80}``.
+        dict: ``{"pitch": N × 1, "mfcc": N × 80, "pitch_level": N × 2}`` (pitch in Hz, level
+        in dB).
     """
     rate = int(data.rate)
-    return {"pitch": median_pitch(data.waves, rate)[:, None], "mfcc": mfcc_stats(data.waves, rate)}
+    pitch = median_pitch(data.waves, rate)
+    return {"pitch": pitch[:, None], "mfcc": mfcc_stats(data.waves, rate),
+            "pitch_level": np.column_stack([pitch, loud_level(data.waves)])}
 
 
 # --------------------------------------------------------------------------- classifiers
@@ -138,6 +182,20 @@ def mfcc_classifier():
     from sklearn.preprocessing import StandardScaler
 
     return make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000))
+
+
+def pitch_level_classifier():
+    """Median pitch and loudness: missing values imputed, standardized, logistic regression.
+
+    Chapter: chapters/10_speaker_independent.ipynb
+    """
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(SimpleImputer(strategy="median"), StandardScaler(),
+                         LogisticRegression(max_iter=5000))
 
 
 class MeanPooledCnn(AudioNet):
@@ -177,12 +235,13 @@ class BaselineRun:
     """One baseline on one split.
 
     Attributes:
-        name (str): the baseline's key (``"pitch"``, ``"mfcc"``, ``"pooled"``).
+        name (str): the baseline's key (one of :data:`BASELINES`).
         seed (int): the split's seed.
         accuracy (float): test accuracy.
         predictions (np.ndarray): predicted class per test recording (``test_idx`` order).
         test_idx (np.ndarray): the test indices.
         model: the fitted classifier or network.
+        evaluation: the network's :class:`~emoser.training.Evaluation` (``pooled`` only).
 
     Chapter: chapters/07_evaluation.ipynb
     """
@@ -193,6 +252,7 @@ class BaselineRun:
     predictions: np.ndarray
     test_idx: np.ndarray
     model: Any = None
+    evaluation: Any = None
 
 
 def fit_and_score(classifier, features: np.ndarray, labels, train_idx,
@@ -225,7 +285,7 @@ def _indices(data, seed: int, indices) -> tuple[np.ndarray, np.ndarray | None, n
 def run_baselines(data, seeds: Iterable[int] = range(5), *,
                   indices: Callable[[int], tuple] | None = None, which: Sequence[str] = ("pitch",
                   "mfcc", "pooled"), recipe: Recipe = RECIPE, features: dict | None = None,
-                  model_kwargs: dict | None = None, device=None,
+                  normalization: str = "global", model_kwargs: dict | None = None, device=None,
                   log: Callable[[str], Any] | None = print) -> dict[str, SeedRuns]:
     """Every baseline on every seed's split; a :class:`SeedRuns` per baseline.
 
@@ -235,7 +295,13 @@ def run_baselines(data, seeds: Iterable[int] = range(5), *,
     :func:`emoser.prep.speaker_indices`: train on one speaker, test on the other); validation
     recordings are then left out of training and nothing is selected on them.
 
-    Chapter: chapters/07_evaluation.ipynb
+    ``normalization="per_speaker"`` (chapter 10) standardizes the classic baselines' features
+    per speaker (:func:`~emoser.prep.per_speaker_standardized`: training rows by the training rows'
+    statistics, test rows by the test speaker's own). ``pooled`` then trains as usual (global
+    normalization: the training speaker's statistics, so its rows must all be of one speaker)
+    and is tested with :func:`~emoser.experiments.retest_per_speaker`.
+
+    Chapter: chapters/07_evaluation.ipynb, chapters/10_speaker_independent.ipynb
 
     Args:
         data: a :class:`emoser.data.TessData` (``waves``, ``labels``, ``rate``).
@@ -244,6 +310,8 @@ def run_baselines(data, seeds: Iterable[int] = range(5), *,
         which (sequence of str): keys of :data:`BASELINES`.
         recipe (Recipe): how ``pooled`` trains (its forget bias is dropped: no LSTM).
         features (dict | None): from :func:`utterance_features` (computed when needed).
+        normalization (str): one of :data:`BASELINE_NORMALIZATIONS`; ``"per_speaker"`` needs
+            ``data.records`` with a ``speaker`` each.
         model_kwargs (dict | None): arguments of :class:`MeanPooledCnn`, e.g.
             ``{"engine": "taught"}``.
         device: where ``pooled`` trains.
@@ -257,23 +325,42 @@ def run_baselines(data, seeds: Iterable[int] = range(5), *,
     if unknown or not seeds:
         raise ValueError(f"run_baselines needs seeds and baselines among {list(BASELINES)}, "
                          f"got seeds={seeds}, which={list(which)}")
-    if features is None and ({"pitch", "mfcc"} & set(which)):
+    if normalization not in BASELINE_NORMALIZATIONS:
+        raise ValueError(f"run_baselines: normalization must be one of "
+                         f"{', '.join(BASELINE_NORMALIZATIONS)}, got {normalization!r}")
+    speakers = record_field(data, "speaker") if normalization == "per_speaker" else None
+    classic = [w for w in which if w in CLASSIC_BASELINES]
+    if features is None and classic:
         features = utterance_features(data)
-    makers = {"pitch": pitch_classifier, "mfcc": mfcc_classifier}
+    missing = [w for w in classic if w not in features]
+    if missing:
+        raise ValueError(f"run_baselines: features lack {missing}; compute them with "
+                         f"utterance_features")
+    makers = {"pitch": pitch_classifier, "mfcc": mfcc_classifier,
+              "pitch_level": pitch_level_classifier}
     runs: dict[str, list] = {w: [] for w in which}
     for s in seeds:
         train, val, test = _indices(data, s, indices)
         for w in which:
             if w == "pooled":
+                if speakers is not None and len(set(speakers[train].tolist())) != 1:
+                    raise ValueError("run_baselines: per_speaker normalization of `pooled` needs "
+                                     f"training recordings of one speaker, got "
+                                     f"{sorted(set(speakers[train].tolist()))}")
                 prepared = prepare(data, s, train_idx=train, test_idx=test)
                 run = train_and_test(prepared, recipe=recipe.replace(forget_bias=None),
                                      model_factory=MeanPooledCnn, model_kwargs=model_kwargs,
                                      device=device)
+                if speakers is not None:
+                    run = retest_per_speaker(SeedRuns.of_runs([s], [run]), data).results[0]
                 result = BaselineRun(w, s, run.accuracy, run.evaluation.predictions,
-                                     prepared.test_idx, run.model)
+                                     prepared.test_idx, run.model, run.evaluation)
             else:
+                x = features[w]
+                if speakers is not None:
+                    x = per_speaker_standardized(x, speakers, train, test)
                 classifier = makers[w]()
-                acc, predicted = fit_and_score(classifier, features[w], data.labels, train, test)
+                acc, predicted = fit_and_score(classifier, x, data.labels, train, test)
                 result = BaselineRun(w, s, acc, predicted, test, classifier)
             runs[w].append(result)
             if log is not None:

@@ -15,6 +15,7 @@ from .normalize import (
     Normalizer,
     PerUtteranceNormalizer,
     make_normalizer,
+    per_speaker_standardized,
     speaker_normalized,
 )
 from .splits import (
@@ -30,6 +31,6 @@ __all__ = [
     "ms_to_samples", "count_frames", "frame_signal", "pad_sequences", "FrameDataset",
     "collate_frames",
     "Normalizer", "PerUtteranceNormalizer", "NORMALIZATIONS", "make_normalizer",
-    "speaker_normalized", "stratified_split", "speaker_split", "word_disjoint_split",
-    "record_field", "speaker_indices", "random_indices",
+    "speaker_normalized", "per_speaker_standardized", "stratified_split", "speaker_split",
+    "word_disjoint_split", "record_field", "speaker_indices", "random_indices",
 ]

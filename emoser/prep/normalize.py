@@ -2,6 +2,8 @@
 
 The statistics come from the training waveforms only, so nothing of the test set leaks
 into training (chapter 9 measures what the leak did in the original).
+:func:`per_speaker_standardized` does the per-speaker standardization for feature rows (the
+classic baselines of chapter 10).
 
 Chapter: chapters/02_framing.ipynb
 """
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -19,7 +22,7 @@ from ..common import as_numpy
 from .splits import record_field
 
 __all__ = ["Normalizer", "wave_list", "PerUtteranceNormalizer", "NORMALIZATIONS", "make_normalizer",
-           "speaker_normalized"]
+           "speaker_normalized", "per_speaker_standardized"]
 
 #: The normalizations :func:`make_normalizer` knows.
 NORMALIZATIONS = ("global", "per_utterance", "none")
@@ -197,4 +200,37 @@ def speaker_normalized(data, speakers: Sequence[str] | None = None):
     out = copy.copy(data)
     out.waves = waves
     out.speaker_stats = stats
+    return out
+
+
+def per_speaker_standardized(features: np.ndarray, speakers, train_idx,
+                             test_idx) -> np.ndarray:
+    """``features`` with every speaker's rows standardized by that speaker's own statistics.
+
+    Per column: a speaker's training rows by the mean and standard deviation of that speaker's
+    training rows, its test rows by those of its test rows (no label used), as
+    :func:`emoser.experiments.retest_per_speaker` does with waveforms. NaN is ignored and
+    kept; a constant column is only centred. Rows in neither set become NaN.
+
+    Chapter: chapters/10_speaker_independent.ipynb
+
+    Returns:
+        np.ndarray: float64, the shape of ``features``.
+    """
+    x = np.asarray(features, dtype=np.float64)
+    speakers = np.asarray(speakers)
+    train_idx, test_idx = np.asarray(train_idx, dtype=int), np.asarray(test_idx, dtype=int)
+    if x.ndim != 2 or speakers.shape != (len(x),):
+        raise ValueError(f"per_speaker_standardized needs an N × d feature matrix and N speakers,"
+                         f" got features {x.shape} and speakers {speakers.shape}")
+    if np.intersect1d(train_idx, test_idx).size:
+        raise ValueError("per_speaker_standardized: training and test rows overlap")
+    out = np.full_like(x, np.nan)
+    for rows in (train_idx, test_idx):
+        for s in dict.fromkeys(speakers[rows].tolist()):
+            own = rows[speakers[rows] == s]
+            with warnings.catch_warnings():  # an all-NaN column stays NaN
+                warnings.simplefilter("ignore", RuntimeWarning)
+                mean, std = np.nanmean(x[own], axis=0), np.nanstd(x[own], axis=0)
+            out[own] = (x[own] - mean) / np.where(std > 0, std, 1.0)
     return out
