@@ -284,7 +284,8 @@ def _train_run(args, out: Path, dev, world: int) -> int:
     if world > 1:
         per_process = distributed.shard_size(recipe.batch_size, world)
         batches += f" in total, {per_process} per process on {world} processes"
-    print(f"recipe: {recipe.epochs} epochs, Adam lr {recipe.lr:g} ({recipe.schedule}), "
+    adam = "Adam (AMSGrad)" if recipe.amsgrad else "Adam"
+    print(f"recipe: {recipe.epochs} epochs, {adam} lr {recipe.lr:g} ({recipe.schedule}), "
           f"{batches}, gradient clipping {recipe.clip_grad_norm}")
     run = train_and_test(prepared, recipe=recipe, device=dev, log=print,
                          progress=not args.no_progress)

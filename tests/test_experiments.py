@@ -233,10 +233,10 @@ def test_recipe_reaches_fit_and_the_optimizer(monkeypatch):
 
     monkeypatch.setattr(emoser.training.recipe, "fit", spy)
     _run(_toy(), recipe=FAST.replace(epochs=1))
-    # no length-sorted batches by default
-    assert seen == {"bucket": False, "amsgrad": False, "clip": 1.0}
-    _run(_toy(), recipe=FAST.replace(epochs=1, bucket=4, amsgrad=True, clip_grad_norm=None))
-    assert seen == {"bucket": 4, "amsgrad": True, "clip": None}
+    # no length-sorted batches by default; AMSGrad by default (issue 19)
+    assert seen == {"bucket": False, "amsgrad": True, "clip": 1.0}
+    _run(_toy(), recipe=FAST.replace(epochs=1, bucket=4, amsgrad=False, clip_grad_norm=None))
+    assert seen == {"bucket": 4, "amsgrad": False, "clip": None}
 
 
 def test_training_runs_on_the_fixed_thread_count_whatever_the_process_uses(monkeypatch):

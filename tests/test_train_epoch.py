@@ -39,7 +39,7 @@ def test_chapter_6_loop_gives_fit_with_recipes_history():
                               device="cpu", log=None)
 
     # the loop as chapter 6 writes it
-    optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr)
+    optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr, amsgrad=recipe.amsgrad)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=recipe.epochs)
     batches = EpochBatches(train_set.lengths, recipe.batch_size, torch.Generator().manual_seed(0))
     loader = make_loader(train_set, batches, torch.device("cpu"))

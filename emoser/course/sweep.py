@@ -25,7 +25,8 @@ class Expected:
     """The sweep's results for one task on one engine.
 
     Attributes:
-        task (str): ``"ch7"``, ``"ch11"``, ``"ch11-e20"`` or ``"ch11-lr3e-3"``.
+        task (str): ``"ch7"`` or ``"ch11"`` (the course's recipe), or a plain-Adam task
+            kept from before the recipe changed (``"ch7-adam"``, ``"ch11-adam"``, ...).
         engine (str): e.g. ``"threads1"`` (the course's engine).
         accuracy (dict[int, float]): test accuracy of every seed of the sweep.
         test_loss (dict[int, float]): test loss of every seed.
@@ -86,9 +87,12 @@ def expected(task: str, engine: str = "threads1", margin: float = 0.02,
     """The sweep's results for ``task`` on ``engine`` (read from the package's JSON file).
 
     Args:
-        task (str): ``"ch7"`` (YAF happy vs sad), ``"ch11"`` (YAF's seven emotions, 12 epochs),
-            ``"ch11-e20"`` (20 epochs) or ``"ch11-lr3e-3"`` (12 epochs, peak rate 3e-3).
-        engine (str): ``"threads1"`` (the course's), ``"threads2"`` or ``"no-native"``.
+        task (str): ``"ch7"`` (YAF happy vs sad), ``"ch11"`` (YAF's seven emotions, 16
+            epochs), or the same protocols with plain Adam, before issue 19 changed the
+            recipe: ``"ch7-adam"``, ``"ch11-adam"`` (12 epochs), ``"ch11-adam-e20"`` (20) and
+            ``"ch11-adam-lr3e-3"`` (12 epochs, peak rate 3e-3).
+        engine (str): ``"threads1"`` (the course's), ``"threads2"``, ``"no-native"`` or
+            ``"taught"`` (the hand-built engine of chapters 6-7).
         margin (float): allowed distance below the sweep's minimum (default 0.02: two
             percentage points, a little more than two test recordings of chapter 7).
         data (dict | None): the parsed JSON (default: the package's file).

@@ -24,6 +24,7 @@ from .loop import adam, fit
 from .recipe import (
     ORIGINAL_RECIPE,
     RECIPE,
+    SEVEN_RECIPE,
     Recipe,
     fit_with_recipe,
     init_forget_bias,
@@ -40,7 +41,7 @@ from .selection import KeepBest
 
 __all__ = [
     "set_seed", "device", "describe_device", "History", "adam", "fit", "Recipe", "RECIPE",
-    "ORIGINAL_RECIPE", "init_forget_bias", "fit_with_recipe",
+    "SEVEN_RECIPE", "ORIGINAL_RECIPE", "init_forget_bias", "fit_with_recipe",
     "Evaluation", "evaluate",
     "KeepBest", "save_checkpoint", "load_checkpoint", "register_model", "MODEL_CLASSES",
     "CheckpointError", "TRAINING_THREADS", "training_threads", "fixed_threads",
