@@ -41,6 +41,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.common import parse_seeds  # noqa: E402
 from emoser.data import load_tess  # noqa: E402
 from emoser.experiments import run_protocol  # noqa: E402
 from emoser.nn.kernels import native  # noqa: E402
@@ -64,14 +65,6 @@ TASKS = {
 ENGINES = {"threads1": (1, True), "threads2": (2, True), "no-native": (1, False)}
 #: engines that build the model differently: AudioNet(engine="taught"), the hand-built loop
 MODEL_ENGINES = {"taught": {"engine": "taught"}}
-
-
-def parse_seeds(text: str) -> list[int]:
-    """``"0-19"`` or ``"0,3,7"`` as a list of seeds."""
-    if "-" in text:
-        lo, hi = text.split("-")
-        return list(range(int(lo), int(hi) + 1))
-    return [int(s) for s in text.split(",")]
 
 
 def summary(rows: list[dict]) -> dict:

@@ -28,6 +28,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.common import parse_seeds  # noqa: E402
 from emoser.data import load_tess  # noqa: E402
 from emoser.experiments import run_protocol  # noqa: E402
 from emoser.nn import AudioNet  # noqa: E402
@@ -36,14 +37,6 @@ from emoser.training import RECIPE  # noqa: E402
 VARIANTS = {"shared": {"convOutNum": 32, "sharedConv": True},
             "unshared": {"convOutNum": 32, "sharedConv": False}}
 OUT = Path(__file__).resolve().parents[1] / "emoser" / "course" / "results" / "sharing-sweep.json"
-
-
-def parse_seeds(text: str) -> list[int]:
-    """``"0-9"`` or ``"0,3,7"`` as a list of seeds."""
-    if "-" in text:
-        lo, hi = text.split("-")
-        return list(range(int(lo), int(hi) + 1))
-    return [int(s) for s in text.split(",")]
 
 
 def main(argv=None) -> int:

@@ -36,6 +36,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.common import parse_seeds  # noqa: E402
 from emoser.common import format_table  # noqa: E402
 from emoser.data import load_tess  # noqa: E402
 from emoser.experiments.baselines import (  # noqa: E402
@@ -45,21 +46,13 @@ from emoser.experiments.baselines import (  # noqa: E402
     run_baselines,
     utterance_features,
 )
-from emoser.prep import speaker_indices, speaker_split  # noqa: E402
+from emoser.prep import record_field, speaker_indices, speaker_split  # noqa: E402
 
 TASKS = {"happy_sad": ("happy", "sad"), "four_emotions": ("angry", "happy", "neutral", "sad")}
 DIRECTIONS = (("YAF", "OAF"), ("OAF", "YAF"))
 VAL_SIZE = 0.2
 OUT = (Path(__file__).resolve().parents[1] / "emoser" / "course" / "results"
        / "speaker-baselines.json")
-
-
-def parse_seeds(text: str) -> list[int]:
-    """``"0-4"`` or ``"0,3,7"`` as a list of seeds."""
-    if "-" in text:
-        lo, hi = text.split("-")
-        return list(range(int(lo), int(hi) + 1))
-    return [int(s) for s in text.split(",")]
 
 
 def features_of(data, every, every_features) -> dict[str, np.ndarray]:
@@ -133,12 +126,11 @@ def main(argv=None) -> int:
         data = every if task == "four_emotions" else load_tess(emotions=emotions,
                                                                 speakers=("YAF", "OAF"))
         feats = every_features if data is every else features_of(data, every, every_features)
-        counts = {s: {c: int(np.sum((np.array([r.speaker for r in data.records]) == s)
-                                    & (data.labels == k))) for k, c in enumerate(data.classes)}
-                  for s in ("YAF", "OAF")}
+        speakers = record_field(data, "speaker")
+        counts = {s: {c: int(np.sum((speakers == s) & (data.labels == k)))
+                      for k, c in enumerate(data.classes)} for s in ("YAF", "OAF")}
         entry = {"emotions": list(emotions), "classes": list(data.classes), "counts": counts,
                  "results": {}, "whole_speaker": {}}
-        speakers = [r.speaker for r in data.records]
         for a, b in DIRECTIONS:
             direction = f"{a}->{b}"
             entry["results"][direction] = {}
