@@ -6,13 +6,14 @@
 * :mod:`~emoser.course.exercises`: the checkers of the coding exercises;
 * :mod:`~emoser.course.measures`: statistics of a data set, one-number baselines;
 * :mod:`~emoser.course.inspection`: gate traces, parameter counts, errors, timings;
+* :mod:`~emoser.course.ladder`: the committed cross-speaker ablation ladder (chapter 10);
 * :mod:`~emoser.course.reproduce`: does a re-run give the numbers the stored chapter quotes?
 * :mod:`~emoser.course.voice`: the command line from a notebook, a synthetic voice, uploads.
 
 Chapter: chapters/intro.md
 """
 from ..common import format_table
-from . import exercises
+from . import exercises, ladder
 from .colab import keep_download_on_drive
 from .figures import (
     draw_audionet,
@@ -78,7 +79,7 @@ __all__ = [
     "format_table", "plot_history", "plot_confusion", "plot_waveform_and_spectrogram",
     "plot_frames", "plot_class_histograms", "plot_gates", "plot_defect_curves",
     "plot_probabilities", "draw_framing", "draw_lstm_cell", "draw_lstm_layer", "draw_audionet",
-    "exercises", "GATE_NAMES", "frame_features", "gate_trace", "parameter_table",
+    "exercises", "ladder", "GATE_NAMES", "frame_features", "gate_trace", "parameter_table",
     "max_abs_error", "time_call", "compare_timings", "autograd_saved_bytes", "utterance_stats",
     "describe_by_class", "threshold_accuracy", "padding_fraction", "spectral_centroid",
     "group_means", "setup", "glue", "listen", "play_recording", "play_recordings",

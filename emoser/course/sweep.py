@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import lru_cache
 from importlib import resources
 
 __all__ = ["SWEEP_FILE", "Expected", "expected"]
@@ -82,6 +83,12 @@ class Expected:
                 for s, a in zip(seeds, accuracies) if int(s) in self.accuracy}
 
 
+@lru_cache(maxsize=1)
+def _package_sweep() -> dict:
+    """The package's sweep file, parsed once per process (it does not change while one runs)."""
+    return json.loads(resources.files("emoser.course").joinpath(SWEEP_FILE).read_text())
+
+
 def expected(task: str, engine: str = "threads1", margin: float = 0.02,
              data: dict | None = None) -> Expected:
     """The sweep's results for ``task`` on ``engine`` (read from the package's JSON file).
@@ -103,8 +110,7 @@ def expected(task: str, engine: str = "threads1", margin: float = 0.02,
     Chapter: chapters/07_evaluation.ipynb
     """
     if data is None:
-        text = resources.files("emoser.course").joinpath(SWEEP_FILE).read_text()
-        data = json.loads(text)
+        data = _package_sweep()
     if task not in data or engine not in data[task].get("engines", {}):
         have = {t: sorted(v.get("engines", {})) for t, v in data.items() if isinstance(v, dict)
                 and "engines" in v}
