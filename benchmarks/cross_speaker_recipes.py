@@ -122,6 +122,14 @@ def per_speaker_cmvn(mels, speakers, groups) -> dict[int, np.ndarray]:
     return out
 
 
+def mean_std(seq, lengths):
+    """Mean and standard deviation over the steps of a zero-padded ``N × T × C`` batch, per
+    sequence over its ``lengths`` valid steps (padded steps must be zero)."""
+    n = lengths.view(-1, 1).to(seq.dtype)
+    mean = seq.sum(1) / n
+    return mean, ((seq ** 2).sum(1) / n - mean ** 2).clamp_min(1e-6).sqrt()
+
+
 class MelLstm(nn.Module):
     """Two hand-built LSTM layers over log-mel frames, a pooled read-out, a linear layer."""
 
@@ -135,15 +143,13 @@ class MelLstm(nn.Module):
         self.fc = nn.Linear(width + (2 * n_in if s["input_stats"] else 0), n_classes)
 
     def forward(self, x, lengths):
-        n = lengths.view(-1, 1).to(x.dtype)
         h, _ = self.lstm1(x, lengths)
         h = self.drop(h)
         if self.s["pool"] == "last":
             z, _ = self.lstm2(h, lengths, last_only=True)
-        else:  # padded steps are zero, so sums over all steps are sums over the valid ones
+        else:  # the layer's outputs are zero at padded steps
             h2, _ = self.lstm2(h, lengths)
-            mean = h2.sum(1) / n
-            std = ((h2 ** 2).sum(1) / n - mean ** 2).clamp_min(1e-6).sqrt()
+            mean, std = mean_std(h2, lengths)
             last = h2.gather(1, (lengths - 1).view(-1, 1, 1).expand(-1, 1, h2.shape[2])).squeeze(1)
             z = torch.cat([last, mean, std], 1)
         z = self.drop(F.relu(z))
@@ -151,10 +157,7 @@ class MelLstm(nn.Module):
             z = z * (torch.rand(z.shape[0], 1) >= self.s["branch_drop"]).to(z.dtype)
         if self.s["input_stats"]:  # over the valid frames only, whatever the padding holds
             valid = torch.arange(x.shape[1]).view(1, -1, 1) < lengths.view(-1, 1, 1)
-            x = torch.where(valid, x, 0.0)
-            xm = x.sum(1) / n
-            xs = ((x ** 2).sum(1) / n - xm ** 2).clamp_min(1e-6).sqrt()
-            z = torch.cat([z, xm, xs], 1)
+            z = torch.cat([z, *mean_std(torch.where(valid, x, 0.0), lengths)], 1)
         return self.fc(z)
 
 
@@ -203,7 +206,8 @@ def evaluate(model, feats, labels, idx):
 
 
 def train_one(mels, labels, speakers, data, a, b, seed, s, n_classes):
-    """Train on speaker ``a``, select on its held-out words, test on ``b``: accuracy, confusion."""
+    """Train on speaker ``a``, select on its held-out words, test on ``b``: the test accuracy,
+    the test labels and class probabilities, the selected epoch and its validation accuracy."""
     tr, va, te = speaker_indices(data, a, b, val_size=TRAIN["val_size"], seed=seed)
     feats = per_speaker_cmvn(mels, speakers, [np.concatenate([tr, va]), te])
     torch.manual_seed(seed)
@@ -232,7 +236,7 @@ def train_one(mels, labels, speakers, data, a, b, seed, s, n_classes):
                     {k: v.detach().clone() for k, v in model.state_dict().items()})
     model.load_state_dict(best[3])
     acc, _, prob = evaluate(model, feats, labels, te)
-    return acc, confusion_of(labels[te], prob.argmax(1), n_classes), best[2], best[0], prob
+    return acc, labels[te], prob, best[2], best[0]
 
 
 def confusion_of(truth, pred, n_classes: int) -> np.ndarray:
@@ -242,12 +246,12 @@ def confusion_of(truth, pred, n_classes: int) -> np.ndarray:
     return confusion
 
 
-def ensemble_of(probs, labels, data, a, b, seeds, n_classes) -> dict:
-    """The seeds as one ensemble: the class probabilities of all seeds averaged per recording."""
-    te = speaker_indices(data, a, b, val_size=TRAIN["val_size"], seed=seeds[0])[2]
-    pred = np.mean(probs, axis=0).argmax(1)  # the test set (the other voice) is the same for all
-    return {"accuracy": float(np.mean(pred == labels[te])),
-            "confusion": confusion_of(labels[te], pred, n_classes).tolist()}
+def ensemble_of(probs, truth, n_classes) -> dict:
+    """The seeds as one ensemble: the class probabilities of all seeds averaged per recording
+    (the test set, every recording of the other voice, is the same for every seed)."""
+    pred = np.mean(probs, axis=0).argmax(1)
+    return {"accuracy": float(np.mean(pred == truth)),
+            "confusion": confusion_of(truth, pred, n_classes).tolist()}
 
 
 def machine() -> dict:
@@ -298,8 +302,7 @@ def main(argv=None) -> int:
               f"{time.perf_counter() - t0:.0f} s", flush=True)
         for rung in rungs:
             s = rung_settings(rung)
-            entry = results["rungs"].setdefault(rung, {})
-            done = entry.get(task)
+            done = results["rungs"].get(rung, {}).get(task)
             if done and done.get("settings") == s and done.get("seeds") == seeds:
                 print(f"{rung} {task}: in {out.name} already", flush=True)
                 continue
@@ -309,14 +312,14 @@ def main(argv=None) -> int:
                 confusion = np.zeros((len(data.classes),) * 2, dtype=int)
                 for seed in seeds:
                     t1 = time.perf_counter()
-                    acc, conf, epoch, val, prob = train_one(mels, labels, speakers, data, a, b,
-                                                            seed, s, len(data.classes))
+                    acc, truth, prob, epoch, val = train_one(mels, labels, speakers, data, a, b,
+                                                             seed, s, len(data.classes))
                     probs.append(prob)
                     secs.append(time.perf_counter() - t1)
                     accs.append(acc)
                     epochs.append(epoch)
                     vals.append(val)
-                    confusion += conf
+                    confusion += confusion_of(truth, prob.argmax(1), len(data.classes))
                     print(f"{rung} {task} {a}->{b} seed {seed}: {100 * acc:.2f} % "
                           f"(epoch {epoch}, val {100 * val:.1f} %, {secs[-1]:.0f} s)", flush=True)
                 cell["results"][f"{a}->{b}"] = {
@@ -324,8 +327,7 @@ def main(argv=None) -> int:
                     "std": float(np.std(accs, ddof=1)) if len(accs) > 1 else 0.0,
                     "min": float(np.min(accs)), "selected_epoch": epochs, "val_acc": vals,
                     "confusion": confusion.tolist(), "seconds": secs,
-                    "ensemble": ensemble_of(probs, labels, data, a, b, seeds, len(data.classes))}
-            entry[task] = cell
+                    "ensemble": ensemble_of(probs, truth, len(data.classes))}
             # re-read: another process may have written other rungs meanwhile (run in parts)
             latest = json.loads(out.read_text()) if out.exists() else {}
             latest.setdefault("rungs", {}).setdefault(rung, {})[task] = cell
